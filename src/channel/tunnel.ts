@@ -1,0 +1,72 @@
+/**
+ * The port-forward tunnel's byte-stream view of a WebSocket (protocols.md §4.3): the payloads of
+ * binary messages, concatenated, read as one byte stream; each write becomes one binary message.
+ * Message boundaries mean nothing. A text message is a protocol violation and ends the stream
+ * with an error. Close ends the readable side; ending the writable side closes with 1000.
+ */
+import { Duplex } from 'node:stream';
+import type { RawData, WebSocket } from 'ws';
+import { ChannelProtocolError } from './codec.js';
+import { afterWsFlush } from './ws-flow.js';
+
+export class TunnelStream extends Duplex {
+  /** Why the WebSocket closed, once it did. */
+  closeCode: number | undefined;
+  closeReason = '';
+
+  constructor(
+    readonly ws: WebSocket,
+    highWaterMark = 64 * 1024,
+  ) {
+    super({
+      readableHighWaterMark: highWaterMark,
+      writableHighWaterMark: highWaterMark,
+      allowHalfOpen: false,
+    });
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (!isBinary) {
+        this.destroy(new ChannelProtocolError('text message in a port-forward tunnel', 1003));
+        ws.close(1003, 'text message in a binary tunnel');
+        return;
+      }
+      for (const buf of toBuffers(data)) if (!this.push(buf)) ws.pause();
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.closeCode = code;
+      this.closeReason = reason.toString();
+      this.push(null);
+      if (!this.writableEnded) this.end();
+    });
+    ws.on('error', (err: Error) => this.destroy(err));
+  }
+
+  override _read(): void {
+    if (this.ws.isPaused) this.ws.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (this.ws.readyState !== this.ws.OPEN) {
+      callback();
+      return;
+    }
+    this.ws.send(chunk, { binary: true });
+    afterWsFlush(this.ws, callback);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
+    callback();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.terminate();
+    callback(err);
+  }
+}
+
+/** ws hands a message over as a Buffer, an ArrayBuffer or a list of fragments. */
+export function toBuffers(data: RawData): Buffer[] {
+  if (Buffer.isBuffer(data)) return [data];
+  if (Array.isArray(data)) return data;
+  return [Buffer.from(data)];
+}

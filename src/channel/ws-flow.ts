@@ -1,0 +1,27 @@
+/**
+ * Backpressure for `ws` sockets. `WebSocket.send` never refuses data; whether the peer keeps up
+ * shows on the underlying socket. One place reaches for it, so every writer waits the same way.
+ */
+import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
+
+/** The transport under a ws WebSocket (ws keeps it as `_socket`). */
+export function wsSocket(ws: WebSocket): Duplex {
+  return (ws as unknown as { _socket: Duplex })._socket;
+}
+
+/** Run `next` now if the socket can take more, else once it drained (or closed). */
+export function afterWsFlush(ws: WebSocket, next: () => void): void {
+  const socket = wsSocket(ws);
+  if (!socket || !socket.writableNeedDrain || socket.destroyed) {
+    next();
+    return;
+  }
+  const done = () => {
+    socket.off('drain', done);
+    socket.off('close', done);
+    next();
+  };
+  socket.on('drain', done);
+  socket.on('close', done);
+}
