@@ -13,7 +13,7 @@ export function wsSocket(ws: WebSocket): Duplex {
 /** Run `next` now if the socket can take more, else once it drained (or closed). */
 export function afterWsFlush(ws: WebSocket, next: () => void): void {
   const socket = wsSocket(ws);
-  if (!socket || !socket.writableNeedDrain || socket.destroyed) {
+  if (!socket?.writableNeedDrain || socket.destroyed) {
     next();
     return;
   }
