@@ -73,6 +73,16 @@ export class FrameParser {
     return this.state === State.Failed;
   }
 
+  /**
+   * Where the byte stream stands: at a frame boundary (`0`), inside a DATA payload (the number of
+   * payload bytes still due), or inside a frame header or control frame (`-1`). A relay that wants to
+   * add a frame of its own to a stream it forwards needs this.
+   */
+  get position(): number {
+    if (this.state === State.Data) return this.remaining;
+    return this.state === State.Header && this.buffered === 0 ? 0 : -1;
+  }
+
   /** Stop parsing for good without reporting anything (the session is closing). */
   stop(): void {
     this.state = State.Failed;

@@ -128,6 +128,11 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
     return this.ended;
   }
 
+  /** Why the session ended, when it did not end cleanly (set before streams see their end). */
+  get failure(): SpdySessionError | undefined {
+    return this.closeError;
+  }
+
   /** Streams currently known to the session. */
   get streamCount(): number {
     return this.streams.size;

@@ -1,0 +1,73 @@
+/**
+ * The end of a remotecommand session as the upstream told it, and as the client must be told it
+ * (protocols.md §3.2, §3.4, §8.1 step 7, §8.2 step 6). The rule that never bends: a v4+ upstream
+ * always writes a status before it closes, so an end without one is a failure, never success.
+ */
+import type { RemoteCommandVersion } from '../k8s/protocols.js';
+import { decodeStatus, internalErrorStatus, type Status, successStatus } from '../k8s/status.js';
+import type { SessionOutcome } from './session-record.js';
+
+export interface Outcome {
+  status: Status;
+  /** The upstream's own bytes when it sent JSON, forwarded untouched to JSON clients. */
+  raw?: Buffer;
+  exitCode?: number;
+  kind: SessionOutcome;
+}
+
+/**
+ * Read what the upstream wrote on its error stream/channel. `failure` is set when the connection
+ * ended abnormally (reset, abnormal close, ping timeout).
+ */
+export function upstreamOutcome(
+  errorBytes: Buffer,
+  upstream: RemoteCommandVersion,
+  failure?: string,
+): Outcome {
+  if (errorBytes.length > 0) {
+    if (!upstream.jsonStatus) {
+      // v1–v3 carry plain text, and only on failure
+      const message = errorBytes.toString('utf8');
+      return { status: { metadata: {}, status: 'Failure', message }, kind: 'failure' };
+    }
+    const decoded = decodeStatus(errorBytes);
+    switch (decoded.kind) {
+      case 'success':
+        return { status: successStatus(), raw: errorBytes, exitCode: 0, kind: 'success' };
+      case 'exit':
+        return {
+          status: JSON.parse(errorBytes.toString('utf8')),
+          raw: errorBytes,
+          exitCode: decoded.code,
+          kind: 'exit-code',
+        };
+      case 'failure':
+        return { status: decoded.status, raw: errorBytes, kind: 'failure' };
+      case 'invalid':
+        return {
+          status: internalErrorStatus(`upstream sent an invalid status: ${decoded.message}`),
+          kind: 'error',
+        };
+    }
+  }
+  if (failure !== undefined) return { status: internalErrorStatus(failure), kind: 'error' };
+  if (upstream.jsonStatus) {
+    return { status: internalErrorStatus('the upstream ended the session without a status'), kind: 'error' };
+  }
+  return { status: successStatus(), exitCode: 0, kind: 'success' };
+}
+
+/** A failure the shim itself ran into (dial, stream setup, protocol error). */
+export function shimFailure(message: string): Outcome {
+  return { status: internalErrorStatus(message), kind: 'error' };
+}
+
+/**
+ * The bytes to write on the client's error stream/channel, or null for nothing: JSON for v4/v5
+ * clients, the message as text for v1–v3 and only on failure.
+ */
+export function statusBytesForClient(outcome: Outcome, client: RemoteCommandVersion): Buffer | null {
+  if (client.jsonStatus) return outcome.raw ?? Buffer.from(JSON.stringify(outcome.status));
+  if (outcome.status.status === 'Success') return null;
+  return Buffer.from(outcome.status.message ?? 'error executing remote command');
+}

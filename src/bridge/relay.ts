@@ -1,0 +1,108 @@
+/**
+ * Pass-through: when client and upstream speak the same protocol, the upgraded connections are
+ * joined byte for byte (the cheapest path, design.md "auto"). Backpressure is TCP's: a slow reader
+ * pauses the other socket. Half-closes pass through; an error on either side ends both.
+ */
+import type { Duplex } from 'node:stream';
+import type { SessionRecord } from './session-record.js';
+
+export interface RelayEnds {
+  client: Duplex;
+  upstream: Duplex;
+  /** Bytes the client sent past its request head (the start of its stream). */
+  clientHead?: Buffer;
+  /** Bytes the upstream sent past its 101 head. */
+  upstreamHead?: Buffer;
+}
+
+export interface RelayHooks {
+  /** Sees every chunk from the client before it is forwarded. */
+  onClientData?(chunk: Buffer): void;
+  /** Sees every chunk from the upstream before it is forwarded. */
+  onUpstreamData?(chunk: Buffer): void;
+  /** Runs once when the upstream side ended (cleanly or not) before the client side is ended. */
+  onUpstreamEnd?(error: Error | undefined): void;
+}
+
+/** Join the two sockets until both are done; resolves with the reason the relay ended. */
+export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks = {}): Promise<string> {
+  const { client, upstream } = ends;
+  return new Promise((resolve) => {
+    let reason: string | undefined;
+    let closed = 0;
+    const settle = (why: string) => {
+      reason ??= why;
+    };
+    const onClosed = () => {
+      if (++closed === 2) resolve(reason ?? 'closed');
+    };
+    let upstreamEnded = false;
+    const upstreamDone = (err: Error | undefined) => {
+      if (upstreamEnded) return;
+      upstreamEnded = true;
+      hooks.onUpstreamEnd?.(err);
+    };
+    pump(
+      client,
+      upstream,
+      (n) => {
+        record.bytesIn += n;
+      },
+      hooks.onClientData,
+    );
+    pump(
+      upstream,
+      client,
+      (n) => {
+        record.bytesOut += n;
+      },
+      hooks.onUpstreamData,
+    );
+    client.once('end', () => {
+      settle('client closed the connection');
+      upstream.end();
+    });
+    upstream.once('end', () => {
+      settle('upstream closed the connection');
+      upstreamDone(undefined);
+      client.end();
+    });
+    client.once('error', (err: Error) => {
+      settle(`client connection failed: ${err.message}`);
+      upstream.destroy();
+    });
+    upstream.once('error', (err: Error) => {
+      settle(`upstream connection failed: ${err.message}`);
+      upstreamDone(err);
+      client.end();
+    });
+    client.once('close', () => {
+      upstream.destroy();
+      onClosed();
+    });
+    upstream.once('close', () => {
+      upstreamDone(new Error('upstream connection closed'));
+      if (!client.writableEnded) client.end();
+      onClosed();
+    });
+    if (ends.upstreamHead?.length) {
+      hooks.onUpstreamData?.(ends.upstreamHead);
+      record.bytesOut += ends.upstreamHead.length;
+      client.write(ends.upstreamHead);
+    }
+    if (ends.clientHead?.length) {
+      hooks.onClientData?.(ends.clientHead);
+      record.bytesIn += ends.clientHead.length;
+      upstream.write(ends.clientHead);
+    }
+  });
+}
+
+function pump(from: Duplex, to: Duplex, count: (n: number) => void, observe?: (chunk: Buffer) => void): void {
+  from.on('data', (chunk: Buffer) => {
+    observe?.(chunk);
+    count(chunk.length);
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+}

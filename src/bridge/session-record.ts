@@ -1,0 +1,87 @@
+/**
+ * The account of one streaming session: protocols, bytes each way, duration, exit code and why it
+ * ended. It writes the contract's `session` log line exactly once (design.md, "Command-line
+ * contract") and reports the same figures to the metrics.
+ */
+import type { Logger } from '../observe/logger.js';
+
+export interface SessionInfo {
+  subresource: string;
+  /** Protocol the client spoke, e.g. `v5.channel.k8s.io` or `spdy/v4.channel.k8s.io`. */
+  client: string;
+  /** Protocol used toward the upstream. */
+  upstream: string;
+  /** `translate` or `relay`. */
+  mode: 'translate' | 'relay';
+  namespace: string;
+  pod: string;
+}
+
+export type SessionOutcome = 'success' | 'exit-code' | 'failure' | 'error';
+
+export interface SessionMetricsSink {
+  sessionOpened(l: { subresource: string; client: string; upstream: string }): void;
+  sessionClosed(
+    l: { subresource: string; client: string; upstream: string },
+    r: { durationMs: number; bytesIn: number; bytesOut: number; outcome: SessionOutcome },
+  ): void;
+}
+
+export class SessionRecord {
+  private readonly started = performance.now();
+  /** Payload bytes from the client toward the upstream. */
+  bytesIn = 0;
+  /** Payload bytes from the upstream toward the client. */
+  bytesOut = 0;
+  exitCode: number | undefined;
+  outcome: SessionOutcome = 'success';
+  private finished = false;
+  private readonly extra: Record<string, unknown> = {};
+
+  constructor(
+    readonly info: SessionInfo,
+    private readonly log: Logger,
+    private readonly metrics?: SessionMetricsSink,
+  ) {
+    metrics?.sessionOpened(this.labels());
+  }
+
+  /** Add a field to the closing log line (e.g. ports, connections). */
+  note(key: string, value: unknown): void {
+    this.extra[key] = value;
+  }
+
+  get done(): boolean {
+    return this.finished;
+  }
+
+  /** Write the closing line once; later calls are ignored. */
+  finish(closeReason: string, outcome?: SessionOutcome): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (outcome) this.outcome = outcome;
+    const durationMs = Math.round(performance.now() - this.started);
+    const line: Record<string, unknown> = {
+      ...this.info,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      durationMs,
+      closeReason,
+      outcome: this.outcome,
+      ...this.extra,
+    };
+    if (this.exitCode !== undefined) line['exitCode'] = this.exitCode;
+    const level = this.outcome === 'error' ? 'warn' : 'info';
+    this.log[level](line, 'session');
+    this.metrics?.sessionClosed(this.labels(), {
+      durationMs,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      outcome: this.outcome,
+    });
+  }
+
+  private labels() {
+    return { subresource: this.info.subresource, client: this.info.client, upstream: this.info.upstream };
+  }
+}

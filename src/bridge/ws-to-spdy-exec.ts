@@ -1,0 +1,235 @@
+/**
+ * exec/attach: a WebSocket client (v5, or the legacy v1–v4 and base64 protocols) in front of a SPDY
+ * upstream — "be a StreamTranslator" (protocols.md §8.1). The upstream SPDY upgrade is done by the
+ * caller; this opens the upstream streams the query promises, pumps channels ⇄ streams with
+ * backpressure both ways, and ends with exactly one status on channel 3 and Close 1000.
+ */
+import type { RawData, WebSocket } from 'ws';
+import {
+  CH_CLOSE,
+  CH_ERROR,
+  CH_RESIZE,
+  CH_STDERR,
+  CH_STDIN,
+  CH_STDOUT,
+  decodeMessage,
+  encodeMessage,
+  parseClosePayload,
+} from '../channel/codec.js';
+import { afterWsFlush, wsSocket } from '../channel/ws-flow.js';
+import type { RemoteCommandVersion } from '../k8s/protocols.js';
+import type { Logger } from '../observe/logger.js';
+import type { ExecStreams } from '../server/classify.js';
+import type { SpdySession, SpdyStream } from '../spdy/session.js';
+import { type KeepaliveOptions, keepWebSocketAlive } from './keepalive.js';
+import { type Outcome, shimFailure, statusBytesForClient, upstreamOutcome } from './outcome.js';
+import type { SessionRecord } from './session-record.js';
+
+export interface WsToSpdyExecParams {
+  client: WebSocket;
+  clientVersion: RemoteCommandVersion;
+  upstream: SpdySession;
+  upstreamVersion: RemoteCommandVersion;
+  streams: ExecStreams;
+  record: SessionRecord;
+  log: Logger;
+  keepalive: KeepaliveOptions;
+}
+
+/** The apiserver's writes are ≤ 32 KiB + 1 byte; some clients depend on that (§9, python#2651). */
+const MAX_MESSAGE_PAYLOAD = 32 * 1024;
+/** A status is a few hundred bytes; more than this is not a status. */
+const MAX_STATUS_BYTES = 64 * 1024;
+
+/** Run the session to its end; resolves once both sides are closed or closing. */
+export function bridgeWsToSpdyExec(p: WsToSpdyExecParams): Promise<void> {
+  return new WsToSpdyExec(p).run();
+}
+
+class WsToSpdyExec {
+  private readonly errorChunks: Buffer[] = [];
+  private errorBytes = 0;
+  private stdin: SpdyStream | undefined;
+  private resize: SpdyStream | undefined;
+  private openReaders = 0;
+  private finished = false;
+  private clientPausedForStdin = false;
+  private stopKeepalive: () => void = () => {};
+  private resolveDone: () => void = () => {};
+
+  constructor(private readonly p: WsToSpdyExecParams) {}
+
+  run(): Promise<void> {
+    const { client, streams } = this.p;
+    const done = new Promise<void>((resolve) => {
+      this.resolveDone = resolve;
+    });
+    client.pause(); // nothing from the client until the upstream streams exist
+    client.on('message', (data: RawData, isBinary: boolean) =>
+      this.onClientMessage(data as Buffer, isBinary),
+    );
+    client.on('close', (code: number, reason: Buffer) => this.onClientClosed(code, reason.toString()));
+    client.on('error', (err: Error) => this.p.log.debug({ err: err.message }, 'client websocket error'));
+    this.stopKeepalive = keepWebSocketAlive(client, this.p.keepalive, (why) => {
+      client.terminate();
+      this.end(`client ${why}`, 'error');
+    });
+    // "connection established": an empty message on the lowest requested output channel (§3.3)
+    this.send(streams.stdout ? CH_STDOUT : streams.stderr ? CH_STDERR : CH_ERROR, Buffer.alloc(0));
+    this.openUpstreamStreams().then(
+      () => {
+        if (!this.finished) client.resume();
+      },
+      (err: Error) => this.finishWith(shimFailure(`could not open the upstream streams: ${err.message}`)),
+    );
+    return done;
+  }
+
+  /** Open streams in client-go's order, each after the previous one's SYN_REPLY (§3.2). */
+  private async openUpstreamStreams(): Promise<void> {
+    const { upstream, streams, upstreamVersion } = this.p;
+    const error = await upstream.openStream({ streamtype: 'error' });
+    this.readError(error);
+    if (streams.stdin) this.stdin = await upstream.openStream({ streamtype: 'stdin' });
+    if (streams.stdout) this.readOutput(await upstream.openStream({ streamtype: 'stdout' }), CH_STDOUT);
+    if (streams.stderr) this.readOutput(await upstream.openStream({ streamtype: 'stderr' }), CH_STDERR);
+    if (streams.tty && upstreamVersion.resize)
+      this.resize = await upstream.openStream({ streamtype: 'resize' });
+  }
+
+  private readError(stream: SpdyStream): void {
+    this.openReaders++;
+    stream.on('data', (chunk: Buffer) => {
+      if (this.errorBytes >= MAX_STATUS_BYTES) return;
+      this.errorChunks.push(chunk);
+      this.errorBytes += chunk.length;
+    });
+    stream.once('end', () => this.readerEnded());
+  }
+
+  private readOutput(stream: SpdyStream, channel: number): void {
+    this.openReaders++;
+    const { client, record } = this.p;
+    stream.on('data', (chunk: Buffer) => {
+      record.bytesOut += chunk.length;
+      this.send(channel, chunk);
+      if (wsSocket(client)?.writableNeedDrain) {
+        stream.pause();
+        afterWsFlush(client, () => stream.resume());
+      }
+    });
+    stream.once('end', () => this.readerEnded());
+  }
+
+  /** All upstream output and the status have been read: the session is over (§3.2 end of session). */
+  private readerEnded(): void {
+    if (--this.openReaders > 0 || this.finished) return;
+    const failure = this.p.upstream.failure;
+    this.finishWith(
+      upstreamOutcome(
+        Buffer.concat(this.errorChunks),
+        this.p.upstreamVersion,
+        failure ? `upstream connection failed: ${failure.message}` : undefined,
+      ),
+    );
+  }
+
+  private onClientMessage(data: Buffer, isBinary: boolean): void {
+    if (this.finished) return;
+    const { clientVersion, record } = this.p;
+    let msg: ReturnType<typeof decodeMessage>;
+    try {
+      // As a server we accept text frames on binary protocols, like x/net does (§3.3).
+      msg = decodeMessage(data, clientVersion.base64 ? isBinary : true, clientVersion.base64);
+    } catch (err) {
+      this.protocolError((err as Error).message);
+      return;
+    }
+    if (msg === null) return;
+    switch (msg.channel) {
+      case CH_STDIN: {
+        const stdin = this.stdin;
+        if (stdin === undefined || stdin.writableEnded) return; // data after CLOSE is discarded
+        record.bytesIn += msg.payload.length;
+        if (!stdin.write(msg.payload) && !this.clientPausedForStdin) {
+          this.clientPausedForStdin = true;
+          this.p.client.pause();
+          stdin.once('drain', () => {
+            this.clientPausedForStdin = false;
+            if (!this.finished) this.p.client.resume();
+          });
+        }
+        return;
+      }
+      case CH_RESIZE:
+        if (this.resize && !this.resize.writableEnded) this.resize.write(msg.payload);
+        return;
+      case CH_CLOSE: {
+        if (!clientVersion.wsClose) return;
+        let channel: number;
+        try {
+          channel = parseClosePayload(msg.payload);
+        } catch (err) {
+          this.protocolError((err as Error).message);
+          return;
+        }
+        // v5 CLOSE on stdin becomes FIN on the upstream stdin stream (§3.3.2)
+        if (channel === CH_STDIN) this.stdin?.end();
+        else if (channel === CH_RESIZE) this.resize?.end();
+        return;
+      }
+      default:
+        return; // channels the server only writes, or does not know: discarded (§3.3)
+    }
+  }
+
+  /** A malformed message ends this session (and only this one) with a reason. */
+  private protocolError(message: string): void {
+    this.p.log.warn({ err: message }, 'client protocol error');
+    if (this.p.client.readyState === this.p.client.OPEN) this.p.client.close(1002, message.slice(0, 120));
+    this.end(`client protocol error: ${message}`, 'error');
+  }
+
+  private onClientClosed(code: number, reason: string): void {
+    this.end(`client closed the connection (${code}${reason ? ` ${reason}` : ''})`, 'failure');
+  }
+
+  /** One channel chunk to the client, split so that no message exceeds what the apiserver sends. */
+  private send(channel: number, payload: Buffer): void {
+    const { client, clientVersion } = this.p;
+    if (client.readyState !== client.OPEN) return;
+    const binary = !clientVersion.base64;
+    if (payload.length <= MAX_MESSAGE_PAYLOAD) {
+      client.send(encodeMessage(channel, payload, clientVersion.base64), { binary });
+      return;
+    }
+    for (let off = 0; off < payload.length; off += MAX_MESSAGE_PAYLOAD) {
+      const piece = payload.subarray(off, off + MAX_MESSAGE_PAYLOAD);
+      client.send(encodeMessage(channel, piece, clientVersion.base64), { binary });
+    }
+  }
+
+  /** Normal end: status to the client, Close 1000, upstream closed. */
+  private finishWith(outcome: Outcome): void {
+    if (this.finished) return;
+    const bytes = statusBytesForClient(outcome, this.p.clientVersion);
+    if (bytes) this.send(CH_ERROR, bytes);
+    const { client } = this.p;
+    if (client.readyState === client.OPEN) client.close(1000);
+    this.p.record.exitCode = outcome.exitCode;
+    const reason =
+      outcome.kind === 'success' || outcome.kind === 'exit-code'
+        ? 'completed'
+        : `status: ${outcome.status.message ?? outcome.status.status}`;
+    this.end(reason, outcome.kind);
+  }
+
+  private end(closeReason: string, outcome: Outcome['kind']): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.stopKeepalive();
+    this.p.upstream.close();
+    this.p.record.finish(closeReason, outcome);
+    this.resolveDone();
+  }
+}

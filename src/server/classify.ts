@@ -1,0 +1,89 @@
+/**
+ * Request classification: which streaming subresource an upgrade is for, and which protocol the
+ * client speaks (Upgrade header, subprotocols, X-Stream-Protocol-Version; protocols.md §1.1, §2).
+ */
+import type { IncomingMessage } from 'node:http';
+import { HEADER_STREAM_PROTOCOL, headerHasToken, splitProtocolHeader } from '../k8s/protocols.js';
+
+export type Subresource = 'exec' | 'attach' | 'portforward';
+
+export type ClientProtocol =
+  | { kind: 'spdy'; offered: string[] }
+  /** `bearerToken`: from a `base64url.bearer.authorization.k8s.io.` subprotocol (browsers, §1.3). */
+  | { kind: 'websocket'; offered: string[]; bearerToken?: string };
+
+export interface StreamRequest {
+  subresource: Subresource;
+  namespace: string;
+  pod: string;
+  /** Path and query as the client sent them. */
+  pathAndQuery: string;
+  query: URLSearchParams;
+  client: ClientProtocol;
+}
+
+const STREAM_PATH = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach|portforward)\/?$/;
+const BEARER_PREFIX = 'base64url.bearer.authorization.k8s.io.';
+
+export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  return (
+    headerHasToken(req.headers.upgrade, 'websocket') && headerHasToken(req.headers.connection, 'upgrade')
+  );
+}
+
+export function isSpdyUpgrade(req: IncomingMessage): boolean {
+  return headerHasToken(req.headers.upgrade, 'spdy/3.1');
+}
+
+/** A streaming request we translate, or undefined for any other upgrade (relayed as it is). */
+export function classifyUpgrade(req: IncomingMessage): StreamRequest | undefined {
+  const pathAndQuery = req.url ?? '/';
+  const q = pathAndQuery.indexOf('?');
+  const path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
+  const m = STREAM_PATH.exec(path);
+  if (!m) return undefined;
+  let client: ClientProtocol;
+  if (isWebSocketUpgrade(req)) {
+    const all = splitProtocolHeader(req.headers['sec-websocket-protocol']);
+    const bearer = all.find((p) => p.startsWith(BEARER_PREFIX));
+    client = { kind: 'websocket', offered: all.filter((p) => !p.startsWith(BEARER_PREFIX)) };
+    if (bearer)
+      client.bearerToken = Buffer.from(bearer.slice(BEARER_PREFIX.length), 'base64url').toString('utf8');
+  } else if (isSpdyUpgrade(req)) {
+    client = { kind: 'spdy', offered: splitProtocolHeader(req.headers[HEADER_STREAM_PROTOCOL]) };
+  } else {
+    return undefined;
+  }
+  return {
+    subresource: m[3] as Subresource,
+    namespace: decodeURIComponent(m[1]!),
+    pod: decodeURIComponent(m[2]!),
+    pathAndQuery,
+    query: new URLSearchParams(q < 0 ? '' : pathAndQuery.slice(q + 1)),
+    client,
+  };
+}
+
+/** Which streams an exec/attach session has, from its query (§1.1; the CRI counts from the query too). */
+export interface ExecStreams {
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  tty: boolean;
+}
+
+/** Go's strconv.ParseBool truths, which is how the apiserver reads these parameters. */
+function queryBool(q: URLSearchParams, name: string): boolean {
+  return ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(q.get(name) ?? '');
+}
+
+export function execStreams(q: URLSearchParams): ExecStreams {
+  const tty = queryBool(q, 'tty');
+  return {
+    stdin: queryBool(q, 'stdin'),
+    stdout: queryBool(q, 'stdout'),
+    // with a TTY stderr is merged into stdout and never gets a stream (§3.1)
+    stderr: queryBool(q, 'stderr') && !tty,
+    tty,
+  };
+}

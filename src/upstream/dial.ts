@@ -1,0 +1,188 @@
+/**
+ * Dialing streaming upgrades to the upstream: a raw HTTP/1.1 upgrade (SPDY, or a WebSocket relayed
+ * byte for byte), and a WebSocket client connection (for translation). An upstream that answers
+ * with anything but 101 is a refusal, returned with its status, headers and (capped) body so the
+ * client can be given exactly the answer it would have had without us (protocols.md §2.3, §8.2).
+ */
+import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import WebSocket from 'ws';
+import { apiStatus, encodeStatus } from '../k8s/status.js';
+
+/** What the dialer needs of an upstream target (src/upstream/target.ts provides it). */
+export interface DialTarget {
+  readonly url: URL;
+  readonly agent: http.Agent;
+}
+
+/** A non-101 answer, kept to be replayed to the client. */
+export interface Refusal {
+  statusCode: number;
+  statusMessage: string;
+  /** Raw header pairs as received. */
+  rawHeaders: string[];
+  body: Buffer;
+}
+
+export type UpgradeResult =
+  | { ok: true; socket: Duplex; head: Buffer; response: IncomingMessage }
+  | { ok: false; refusal: Refusal };
+
+export type WebSocketResult = { ok: true; ws: WebSocket; protocol: string } | { ok: false; refusal: Refusal };
+
+export interface DialOptions {
+  /** Time allowed from connect to the end of the handshake. */
+  handshakeTimeoutMs: number;
+  /** Largest WebSocket message accepted from the upstream. */
+  maxPayload?: number;
+}
+
+/** Refusal bodies are for error messages; gorilla keeps 1 KiB, client-go reads 64 KiB (§2.3). */
+const MAX_REFUSAL_BODY = 64 * 1024;
+
+/** Upstream URL for an API path: the target's own path prefix is kept. */
+export function upstreamUrl(target: DialTarget, pathAndQuery: string, websocket = false): URL {
+  const base = target.url;
+  const prefix = base.pathname.replace(/\/+$/, '');
+  const url = new URL(prefix + pathAndQuery, base);
+  if (websocket) url.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url;
+}
+
+/** Send an HTTP/1.1 upgrade request and hand back the upgraded socket, or the refusal. */
+export function dialUpgrade(
+  target: DialTarget,
+  method: string,
+  pathAndQuery: string,
+  headers: OutgoingHttpHeaders,
+  opts: DialOptions,
+): Promise<UpgradeResult> {
+  const url = upstreamUrl(target, pathAndQuery);
+  const request = url.protocol === 'https:' ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers, agent: target.agent });
+    const timer = setTimeout(() => {
+      req.destroy(
+        new Error(
+          `upstream did not answer the ${headers['upgrade']} upgrade within ${opts.handshakeTimeoutMs} ms`,
+        ),
+      );
+    }, opts.handshakeTimeoutMs);
+    req.once('upgrade', (response: IncomingMessage, socket: Duplex, head: Buffer) => {
+      clearTimeout(timer);
+      resolve({ ok: true, socket, head, response });
+    });
+    req.once('response', (response: IncomingMessage) => {
+      readRefusal(response).then(
+        (refusal) => {
+          clearTimeout(timer);
+          resolve({ ok: false, refusal });
+        },
+        (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+    req.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end();
+  });
+}
+
+/** Open a WebSocket to the upstream offering `protocols`; never fragments what it sends (ws default). */
+export function dialWebSocket(
+  target: DialTarget,
+  pathAndQuery: string,
+  protocols: string[],
+  headers: OutgoingHttpHeaders,
+  opts: DialOptions,
+): Promise<WebSocketResult> {
+  const url = upstreamUrl(target, pathAndQuery, true);
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const ws = new WebSocket(url, protocols, {
+      agent: target.agent,
+      headers: headers as Record<string, string>,
+      perMessageDeflate: false,
+      followRedirects: false,
+      handshakeTimeout: opts.handshakeTimeoutMs,
+      maxPayload: opts.maxPayload ?? 32 * 1024 * 1024,
+      skipUTF8Validation: true,
+    });
+    ws.once('open', () => {
+      settled = true;
+      resolve({ ok: true, ws, protocol: ws.protocol });
+    });
+    ws.once('unexpected-response', (req, response) => {
+      settled = true;
+      readRefusal(response).then(
+        (refusal) => {
+          req.destroy();
+          resolve({ ok: false, refusal });
+        },
+        (err: Error) => {
+          req.destroy();
+          reject(err);
+        },
+      );
+    });
+    ws.once('error', (err) => {
+      if (settled) return;
+      settled = true;
+      // A 101 without the offered subprotocol is a refusal as far as clients are concerned (§2.2).
+      if (/subprotocol/i.test(err.message)) {
+        resolve({
+          ok: false,
+          refusal: syntheticRefusal(502, `upstream accepted the WebSocket but ${err.message}`),
+        });
+        return;
+      }
+      reject(err);
+    });
+  });
+}
+
+function readRefusal(response: IncomingMessage): Promise<Refusal> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = () =>
+      resolve({
+        statusCode: response.statusCode ?? 502,
+        statusMessage: response.statusMessage ?? '',
+        rawHeaders: response.rawHeaders,
+        body: Buffer.concat(chunks),
+      });
+    response.on('data', (chunk: Buffer) => {
+      if (size >= MAX_REFUSAL_BODY) return;
+      const take = chunk.subarray(0, MAX_REFUSAL_BODY - size);
+      chunks.push(take);
+      size += take.length;
+      if (size >= MAX_REFUSAL_BODY) {
+        response.destroy();
+        finish();
+      }
+    });
+    response.once('end', finish);
+    response.once('error', (err) => (size >= MAX_REFUSAL_BODY ? finish() : reject(err)));
+  });
+}
+
+/** A refusal made up by the shim, with a Kubernetes Status body so kubectl prints its message. */
+export function syntheticRefusal(
+  statusCode: number,
+  message: string,
+  reason = 'ServiceUnavailable',
+): Refusal {
+  const body = encodeStatus(apiStatus(statusCode, reason, message));
+  return {
+    statusCode,
+    statusMessage: http.STATUS_CODES[statusCode] ?? '',
+    rawHeaders: ['Content-Type', 'application/json'],
+    body,
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * Which client headers travel upstream. The client's identity (Authorization, impersonation,
+ * User-Agent) passes on, unless the shim injects its own credentials: then the client's
+ * Authorization is dropped and the target's goes on instead (protocols.md §8.4).
+ */
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+
+/** Headers that describe one hop, not the request (RFC 9110 §7.6.1), plus ones we set ourselves. */
+const HOP_BY_HOP = new Set([
+  'host',
+  'keep-alive',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'content-length',
+]);
+
+/** Identity headers a translated request carries (the rest of the request is rebuilt). */
+function isIdentityHeader(name: string): boolean {
+  return name === 'authorization' || name === 'user-agent' || name.startsWith('impersonate-');
+}
+
+export interface CredentialPolicy {
+  /** The shim supplies credentials: drop the client's Authorization. */
+  injectsCredentials: boolean;
+  /** Headers of the shim's own credentials (may be empty). */
+  auth: Record<string, string>;
+}
+
+function forwardedFor(req: IncomingMessage): string {
+  const prior = req.headers['x-forwarded-for'];
+  const addr = req.socket.remoteAddress ?? '';
+  return prior ? `${prior}, ${addr}` : addr;
+}
+
+function withCredentials(headers: OutgoingHttpHeaders, policy: CredentialPolicy): OutgoingHttpHeaders {
+  if (policy.injectsCredentials) delete headers['authorization'];
+  for (const [k, v] of Object.entries(policy.auth)) headers[k.toLowerCase()] = v;
+  return headers;
+}
+
+/** For a request rebuilt in another protocol: identity headers only, plus X-Forwarded-For. */
+export function translatedHeaders(req: IncomingMessage, policy: CredentialPolicy): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(req.headers as IncomingHttpHeaders)) {
+    if (value !== undefined && isIdentityHeader(name)) out[name] = value;
+  }
+  out['x-forwarded-for'] = forwardedFor(req);
+  return withCredentials(out, policy);
+}
+
+/** For a request relayed as it came (pass-through upgrades): everything but hop-by-hop headers. */
+export function relayedHeaders(req: IncomingMessage, policy: CredentialPolicy): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(req.headers as IncomingHttpHeaders)) {
+    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+  }
+  out['x-forwarded-for'] = forwardedFor(req);
+  return withCredentials(out, policy);
+}
