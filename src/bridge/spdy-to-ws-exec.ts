@@ -213,6 +213,7 @@ class SpdyToWsExec {
     this.finished = true;
     this.stopKeepalive();
     const { client, upstream, record } = this.p;
+    upstream.resume(); // a paused WebSocket could not complete the close handshake
     if (upstream.readyState === upstream.OPEN) upstream.close(1000);
     record.exitCode = outcome.exitCode;
     const reason =
@@ -239,6 +240,7 @@ class SpdyToWsExec {
     this.finished = true;
     this.stopKeepalive();
     const { upstream } = this.p;
+    upstream.resume();
     if (upstream.readyState === upstream.OPEN) upstream.close(1000);
     else upstream.terminate();
     this.p.record.finish(reason, 'failure');

@@ -51,13 +51,16 @@ class WsToSpdyExec {
   private errorBytes = 0;
   private stdin: SpdyStream | undefined;
   private resize: SpdyStream | undefined;
-  private openReaders = 0;
+  /** Upstream streams still to end: error, and stdout/stderr when requested. */
+  private openReaders: number;
   private finished = false;
   private clientPausedForStdin = false;
   private stopKeepalive: () => void = () => {};
   private resolveDone: () => void = () => {};
 
-  constructor(private readonly p: WsToSpdyExecParams) {}
+  constructor(private readonly p: WsToSpdyExecParams) {
+    this.openReaders = 1 + +p.streams.stdout + +p.streams.stderr;
+  }
 
   run(): Promise<void> {
     const { client, streams } = this.p;
@@ -98,7 +101,6 @@ class WsToSpdyExec {
   }
 
   private readError(stream: SpdyStream): void {
-    this.openReaders++;
     stream.on('data', (chunk: Buffer) => {
       if (this.errorBytes >= MAX_STATUS_BYTES) return;
       this.errorChunks.push(chunk);
@@ -108,7 +110,6 @@ class WsToSpdyExec {
   }
 
   private readOutput(stream: SpdyStream, channel: number): void {
-    this.openReaders++;
     const { client, record } = this.p;
     stream.on('data', (chunk: Buffer) => {
       record.bytesOut += chunk.length;
@@ -228,6 +229,7 @@ class WsToSpdyExec {
     if (this.finished) return;
     this.finished = true;
     this.stopKeepalive();
+    this.p.client.resume(); // a paused client could not complete the close handshake
     this.p.upstream.close();
     this.p.record.finish(closeReason, outcome);
     this.resolveDone();

@@ -3,6 +3,7 @@
  * binary messages, concatenated, read as one byte stream; each write becomes one binary message.
  * Message boundaries mean nothing. A text message is a protocol violation and ends the stream
  * with an error. Close ends the readable side; ending the writable side closes with 1000.
+ * A paused WebSocket is resumed when the stream is first read.
  */
 import { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';

@@ -104,10 +104,7 @@ export class StreamHandler {
 
   async handle(req: IncomingMessage, socket: Duplex, head: Buffer, sr: StreamRequest): Promise<void> {
     const { log, metrics } = this.cfg;
-    const policy: CredentialPolicy = {
-      injectsCredentials: this.cfg.target.injectsCredentials,
-      auth: await this.cfg.target.authHeaders(),
-    };
+    const policy = await this.credentialPolicy();
     const ctx: Ctx = {
       req,
       socket,
@@ -188,18 +185,9 @@ export class StreamHandler {
 
   /** Same protocol both sides: relay the request, then the bytes. */
   private async passThrough(ctx: Ctx): Promise<Refusal | undefined> {
-    const { req, socket, head, sr, policy } = ctx;
-    const r = await dialUpgrade(
-      this.cfg.target,
-      req.method ?? 'GET',
-      sr.pathAndQuery,
-      relayedHeaders(req, policy),
-      this.dialOpts(),
-    );
+    const { req, socket, head, sr } = ctx;
+    const r = await this.relayHandshake(req, socket, sr.pathAndQuery, ctx.policy);
     if (!r.ok) return r.refusal;
-    socket.write(
-      responseHead(r.response.statusCode ?? 101, r.response.statusMessage ?? '', r.response.rawHeaders),
-    );
     const negotiated =
       sr.client.kind === 'spdy'
         ? headerValue(r.response.headers[HEADER_STREAM_PROTOCOL])
@@ -220,6 +208,47 @@ export class StreamHandler {
       onUpstreamEnd: guard && ((e) => guard.onUpstreamEnd(e)),
     }).then((reason) => record.finish(reason));
     return undefined;
+  }
+
+  /** Any other upgrade (a WebSocket watch, logs over WebSocket …): relayed as it is. */
+  async relayOther(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const policy = await this.credentialPolicy();
+    const r = await this.relayHandshake(req, socket, req.url ?? '/', policy);
+    if (!r.ok) {
+      replyRefusal(socket, r.refusal);
+      return;
+    }
+    const protocol = headerValue(req.headers.upgrade) || 'upgrade';
+    const record = new SessionRecord(
+      { subresource: 'other', client: protocol, upstream: protocol, mode: 'relay', namespace: '', pod: '' },
+      this.cfg.log,
+    );
+    record.note('path', (req.url ?? '/').split('?')[0]);
+    void relay({ client: socket, upstream: r.socket, clientHead: head, upstreamHead: r.head }, record).then(
+      (reason) => record.finish(reason),
+    );
+  }
+
+  /** Send the client's request on as it came; on 101 give the client the upstream's response head. */
+  private async relayHandshake(
+    req: IncomingMessage,
+    socket: Duplex,
+    pathAndQuery: string,
+    policy: CredentialPolicy,
+  ) {
+    const r = await dialUpgrade(
+      this.cfg.target,
+      req.method ?? 'GET',
+      pathAndQuery,
+      relayedHeaders(req, policy),
+      this.dialOpts(),
+    );
+    if (r.ok) {
+      socket.write(
+        responseHead(r.response.statusCode ?? 101, r.response.statusMessage ?? '', r.response.rawHeaders),
+      );
+    }
+    return r;
   }
 
   /** WebSocket exec/attach client → SPDY upstream (§8.1). */
@@ -380,6 +409,13 @@ export class StreamHandler {
 
   // ---- helpers -----------------------------------------------------------------------------------
 
+  private async credentialPolicy(): Promise<CredentialPolicy> {
+    return {
+      injectsCredentials: this.cfg.target.injectsCredentials,
+      auth: await this.cfg.target.authHeaders(),
+    };
+  }
+
   private dialOpts() {
     return { handshakeTimeoutMs: this.cfg.handshakeTimeoutMs, maxPayload: MAX_WS_PAYLOAD };
   }
@@ -401,9 +437,15 @@ export class StreamHandler {
     return name === undefined ? undefined : remoteCommandVersion(name);
   }
 
+  /** Answer the client's WebSocket handshake. Comes back paused, like dialWebSocket's, for the same reason. */
   private acceptWebSocket(ctx: Ctx, protocol: string): Promise<WebSocket> {
     if (ctx.sr.client.offered.length > 0) this.chosen.set(ctx.req, protocol);
-    return new Promise((resolve) => this.wss.handleUpgrade(ctx.req, ctx.socket, ctx.head, resolve));
+    return new Promise((resolve) =>
+      this.wss.handleUpgrade(ctx.req, ctx.socket, ctx.head, (ws) => {
+        ws.pause();
+        resolve(ws);
+      }),
+    );
   }
 
   private spdySession(socket: Duplex, role: 'client' | 'server', head: Buffer): SpdySession {

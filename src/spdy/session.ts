@@ -113,7 +113,11 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
     (socket as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.parser.write(chunk));
     socket.on('drain', () => this.flushDrainWaiters());
-    socket.on('end', () => this.teardown(undefined));
+    socket.on('end', () => {
+      // the peer is done: end our side too (http.Server sockets allow half-open and would linger)
+      if (socket.writable) this.endSocket();
+      this.teardown(undefined);
+    });
     socket.on('error', (err: Error) => this.teardown(new SpdySessionError(err.message, 'transport')));
     socket.on('close', () => this.teardown(undefined));
     if (options.head && options.head.length > 0) this.parser.write(options.head);

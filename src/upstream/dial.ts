@@ -93,7 +93,10 @@ export function dialUpgrade(
   });
 }
 
-/** Open a WebSocket to the upstream offering `protocols`; never fragments what it sends (ws default). */
+/**
+ * Open a WebSocket to the upstream offering `protocols`; never fragments what it sends (ws default).
+ * The WebSocket comes back paused: resume it once its listeners are in place.
+ */
 export function dialWebSocket(
   target: DialTarget,
   pathAndQuery: string,
@@ -115,6 +118,9 @@ export function dialWebSocket(
     });
     ws.once('open', () => {
       settled = true;
+      // Paused here, synchronously: messages that came with the 101 would otherwise be emitted on
+      // the next tick, before the caller (resumed on a later microtask) has attached its listeners.
+      ws.pause();
       resolve({ ok: true, ws, protocol: ws.protocol });
     });
     ws.once('unexpected-response', (req, response) => {

@@ -1,0 +1,58 @@
+/**
+ * Everything that is not a streaming upgrade (discovery, get, watch, `logs -f`) goes to the upstream
+ * through http-proxy, unchanged and unbuffered: responses are piped as they arrive.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import httpProxy from 'http-proxy';
+import { apiStatus, encodeStatus } from '../k8s/status.js';
+import type { Logger } from '../observe/logger.js';
+import type { StreamTarget } from './stream-handler.js';
+
+export type PlainHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export function createPlainProxy(target: StreamTarget, log: Logger): PlainHandler {
+  const agentOptions = (target.agent as HttpsAgent).options ?? {};
+  const proxy = httpProxy.createProxyServer({
+    target: target.url.href,
+    agent: target.agent,
+    changeOrigin: true,
+    xfwd: true,
+    // http-proxy sets rejectUnauthorized on every request; keep the target's own choice
+    secure: agentOptions.rejectUnauthorized !== false,
+  });
+  proxy.on('error', (err, req, res) => {
+    log.warn({ err: err.message, method: req.method, url: req.url }, 'upstream request failed');
+    const r = res as ServerResponse;
+    if (typeof r.writeHead !== 'function') return;
+    if (r.headersSent) {
+      r.destroy();
+      return;
+    }
+    const body = encodeStatus(
+      apiStatus(
+        502,
+        'ServiceUnavailable',
+        `kubeshim could not reach the upstream ${target.url.origin}: ${err.message}`,
+      ),
+    );
+    r.writeHead(502, { 'content-type': 'application/json', 'content-length': body.length });
+    r.end(body);
+  });
+  return (req, res) => {
+    target.authHeaders().then(
+      (auth) => {
+        if (target.injectsCredentials) delete req.headers.authorization;
+        proxy.web(req, res, { headers: auth });
+      },
+      (err: Error) => {
+        log.warn({ err: err.message }, 'could not get upstream credentials');
+        const body = encodeStatus(
+          apiStatus(502, 'ServiceUnavailable', `kubeshim could not get credentials: ${err.message}`),
+        );
+        res.writeHead(502, { 'content-type': 'application/json', 'content-length': body.length });
+        res.end(body);
+      },
+    );
+  };
+}

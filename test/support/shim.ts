@@ -1,0 +1,51 @@
+/** An in-process shim in front of a test upstream, with its log lines captured as objects. */
+import http from 'node:http';
+import { PassThrough } from 'node:stream';
+import { createLogger } from '../../src/observe/logger.js';
+import { type Shim, type ShimOptions, startShim } from '../../src/server/listener.js';
+import type { UpstreamMode } from '../../src/server/stream-handler.js';
+
+export interface TestShim extends Shim {
+  /** Every log line so far, parsed. */
+  logs(): Record<string, unknown>[];
+  /** The contract's closing `session` lines so far. */
+  sessions(): Record<string, unknown>[];
+}
+
+export async function startTestShim(
+  upstream: string,
+  mode: UpstreamMode,
+  extra: Partial<ShimOptions> = {},
+): Promise<TestShim> {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new PassThrough();
+  let partial = '';
+  sink.on('data', (d: Buffer) => {
+    partial += d.toString();
+    let nl = partial.indexOf('\n');
+    while (nl >= 0) {
+      lines.push(JSON.parse(partial.slice(0, nl)));
+      partial = partial.slice(nl + 1);
+      nl = partial.indexOf('\n');
+    }
+  });
+  const log = createLogger({ level: 'debug', destination: sink, pretty: false });
+  const agent = new http.Agent({ keepAlive: true });
+  const shim = await startShim({
+    host: '127.0.0.1',
+    port: 0,
+    mode,
+    log,
+    target: { url: new URL(upstream), agent, authHeaders: async () => ({}), injectsCredentials: false },
+    ...extra,
+  });
+  return {
+    ...shim,
+    close: async () => {
+      await shim.close();
+      agent.destroy();
+    },
+    logs: () => lines,
+    sessions: () => lines.filter((l) => l['msg'] === 'session'),
+  };
+}
