@@ -14,8 +14,8 @@ import {
   CH_STDOUT,
   decodeMessage,
   encodeClose,
-  encodeMessage,
 } from '../channel/codec.js';
+import { sendChannel } from '../channel/send.js';
 import { afterWsFlush, wsSocket } from '../channel/ws-flow.js';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import type { Logger } from '../observe/logger.js';
@@ -141,9 +141,7 @@ class SpdyToWsExec {
     stream.on('data', (chunk: Buffer) => {
       if (upstream.readyState !== upstream.OPEN) return;
       if (countBytes) record.bytesIn += chunk.length;
-      upstream.send(encodeMessage(channel, chunk, upstreamVersion.base64), {
-        binary: !upstreamVersion.base64,
-      });
+      sendChannel(upstream, channel, chunk, upstreamVersion.base64);
       if (wsSocket(upstream)?.writableNeedDrain) {
         stream.pause();
         afterWsFlush(upstream, () => stream.resume());

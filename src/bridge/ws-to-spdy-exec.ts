@@ -13,9 +13,9 @@ import {
   CH_STDIN,
   CH_STDOUT,
   decodeMessage,
-  encodeMessage,
   parseClosePayload,
 } from '../channel/codec.js';
+import { sendChannel } from '../channel/send.js';
 import { afterWsFlush, wsSocket } from '../channel/ws-flow.js';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import type { Logger } from '../observe/logger.js';
@@ -36,8 +36,6 @@ export interface WsToSpdyExecParams {
   keepalive: KeepaliveOptions;
 }
 
-/** The apiserver's writes are ≤ 32 KiB + 1 byte; some clients depend on that (§9, python#2651). */
-const MAX_MESSAGE_PAYLOAD = 32 * 1024;
 /** A status is a few hundred bytes; more than this is not a status. */
 const MAX_STATUS_BYTES = 64 * 1024;
 
@@ -195,19 +193,8 @@ class WsToSpdyExec {
     this.end(`client closed the connection (${code}${reason ? ` ${reason}` : ''})`, 'failure');
   }
 
-  /** One channel chunk to the client, split so that no message exceeds what the apiserver sends. */
   private send(channel: number, payload: Buffer): void {
-    const { client, clientVersion } = this.p;
-    if (client.readyState !== client.OPEN) return;
-    const binary = !clientVersion.base64;
-    if (payload.length <= MAX_MESSAGE_PAYLOAD) {
-      client.send(encodeMessage(channel, payload, clientVersion.base64), { binary });
-      return;
-    }
-    for (let off = 0; off < payload.length; off += MAX_MESSAGE_PAYLOAD) {
-      const piece = payload.subarray(off, off + MAX_MESSAGE_PAYLOAD);
-      client.send(encodeMessage(channel, piece, clientVersion.base64), { binary });
-    }
+    sendChannel(this.p.client, channel, payload, this.p.clientVersion.base64);
   }
 
   /** Normal end: status to the client, Close 1000, upstream closed. */

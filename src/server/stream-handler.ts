@@ -10,6 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { type KeepaliveOptions, keepWebSocketAlive } from '../bridge/keepalive.js';
+import { bridgeLegacyPortForward, legacyPorts, validPorts } from '../bridge/legacy-portforward.js';
 import { relay } from '../bridge/relay.js';
 import { type SessionMetricsSink, SessionRecord } from '../bridge/session-record.js';
 import { SpdyStatusGuard } from '../bridge/spdy-status-guard.js';
@@ -20,14 +21,18 @@ import {
   HEADER_STREAM_PROTOCOL,
   headerHasToken,
   negotiate,
+  PORTFORWARD,
   RC_V1,
   RC_V4,
+  RC_V4_BASE64,
   RC_V5,
   type RemoteCommandVersion,
   remoteCommandVersion,
   SPDY_REMOTECOMMAND_SERVER,
+  TUNNEL_PORTFORWARD,
   TUNNEL_PREFIX,
   UPGRADE_SPDY,
+  WS_LEGACY_PORTFORWARD,
   WS_LEGACY_REMOTECOMMAND,
 } from '../k8s/protocols.js';
 import type { Logger } from '../observe/logger.js';
@@ -175,7 +180,7 @@ export class StreamHandler {
       if (sr.client.kind === 'spdy') return { upstream: 'websocket', run: () => this.spdyToTunnel(ctx) };
       if (tunnelProtocols(sr.client.offered).length > 0)
         return { upstream: 'spdy', run: () => this.tunnelToSpdy(ctx) };
-      return undefined; // legacy WebSocket port-forward: translated by the port-forward issue's bridge
+      return { upstream: 'spdy', run: () => this.legacyPortForward(ctx) };
     }
     if (sr.client.kind === 'spdy') return { upstream: 'websocket', run: () => this.spdyToWsExec(ctx) };
     return { upstream: 'spdy', run: () => this.wsToSpdyExec(ctx) };
@@ -404,6 +409,58 @@ export class StreamHandler {
         record.finish(reason);
       },
     );
+    return undefined;
+  }
+
+  /**
+   * Legacy WebSocket port-forward client (`ports=`, §4.2) → a SPDY port-forward session, over a raw
+   * SPDY upgrade or, where the path refuses SPDY, over the WebSocket tunnel.
+   */
+  private async legacyPortForward(ctx: Ctx): Promise<Refusal | undefined> {
+    const { req, sr } = ctx;
+    const offered = sr.client.offered;
+    const protocol = offered.length === 0 ? '' : negotiate(offered, WS_LEGACY_PORTFORWARD);
+    if (protocol === undefined) return refusalNoProtocol();
+    const ports = legacyPorts(sr.query);
+    if (!validPorts(ports)) return syntheticRefusal(400, 'query parameter "port" is required', 'BadRequest');
+    const invalid = invalidWebSocketRequest(req);
+    if (invalid) return syntheticRefusal(400, invalid, 'BadRequest');
+    const headers = this.translatedHeaders(ctx);
+    let upstream: SpdySession;
+    let upstreamName: string;
+    const r = await dialUpgrade(
+      this.cfg.target,
+      'POST',
+      sr.pathAndQuery,
+      { ...headers, connection: 'Upgrade', upgrade: UPGRADE_SPDY, [HEADER_STREAM_PROTOCOL]: PORTFORWARD },
+      this.dialOpts(),
+    );
+    if (r.ok) {
+      upstream = this.spdySession(r.socket, 'client', r.head);
+      upstreamName = `spdy/${PORTFORWARD}`;
+    } else {
+      const t = await dialWebSocket(
+        this.cfg.target,
+        sr.pathAndQuery,
+        [TUNNEL_PORTFORWARD],
+        headers,
+        this.dialOpts(),
+      );
+      if (!t.ok) return r.refusal;
+      upstream = this.spdySession(new TunnelStream(t.ws), 'client', Buffer.alloc(0));
+      upstreamName = `websocket/${TUNNEL_PORTFORWARD}`;
+    }
+    const ws = await this.acceptWebSocket(ctx, protocol);
+    const record = this.record(ctx, `websocket/${protocol || '-'}`, upstreamName, 'translate');
+    void bridgeLegacyPortForward({
+      client: ws,
+      base64: protocol === RC_V4_BASE64,
+      ports,
+      upstream,
+      record,
+      log: ctx.log,
+      keepalive: this.cfg.keepalive,
+    });
     return undefined;
   }
 

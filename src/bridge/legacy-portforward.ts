@@ -1,0 +1,167 @@
+/**
+ * port-forward: a legacy WebSocket client (`ports=` in the query, channel pairs, protocols.md §4.2)
+ * in front of a SPDY port-forward session (§4.1) — reached over a raw SPDY upgrade or a WebSocket
+ * tunnel, the caller decides. For the i-th port: channel 2i carries data both ways and is backed by a
+ * SPDY `data` stream; channel 2i+1 carries errors from the server to the client only, backed by a
+ * SPDY `error` stream (a proxy that copies errors both ways keeps clients alive after the pod is
+ * gone, §9). The WebSocket closes once every pair has finished.
+ */
+import type { RawData, WebSocket } from 'ws';
+import { decodeMessage, encodePortPreamble } from '../channel/codec.js';
+import { sendChannel } from '../channel/send.js';
+import { afterWsFlush, wsSocket } from '../channel/ws-flow.js';
+import type { Logger } from '../observe/logger.js';
+import type { SpdySession, SpdyStream } from '../spdy/session.js';
+import { type KeepaliveOptions, keepWebSocketAlive } from './keepalive.js';
+import type { SessionRecord } from './session-record.js';
+
+export interface LegacyPortForwardParams {
+  client: WebSocket;
+  /** `v4.base64.channel.k8s.io` uses text frames with base64 payloads. */
+  base64: boolean;
+  ports: number[];
+  upstream: SpdySession;
+  record: SessionRecord;
+  log: Logger;
+  keepalive: KeepaliveOptions;
+}
+
+/** Ports of a legacy request: `ports=8080&ports=9090` (apiserver) or `port=8080,9090` (kubelet). */
+export function legacyPorts(query: URLSearchParams): number[] {
+  const raw = [...query.getAll('ports'), ...query.getAll('port')].flatMap((v) => v.split(','));
+  return raw
+    .map((p) => p.trim())
+    .filter((p) => p !== '')
+    .map(Number);
+}
+
+export function validPorts(ports: number[]): boolean {
+  return ports.length > 0 && ports.every((p) => Number.isInteger(p) && p > 0 && p < 65536);
+}
+
+export function bridgeLegacyPortForward(p: LegacyPortForwardParams): Promise<void> {
+  return new LegacyPortForward(p).run();
+}
+
+class LegacyPortForward {
+  private readonly data: (SpdyStream | undefined)[] = [];
+  /** Streams (data and error of every pair) still to end before the WebSocket closes. */
+  private open: number;
+  private finished = false;
+  private stopKeepalive: () => void = () => {};
+  private resolveDone: () => void = () => {};
+  private clientWaits = 0;
+
+  constructor(private readonly p: LegacyPortForwardParams) {
+    this.open = p.ports.length * 2;
+  }
+
+  run(): Promise<void> {
+    const { client, upstream, ports } = this.p;
+    const done = new Promise<void>((resolve) => {
+      this.resolveDone = resolve;
+    });
+    client.pause();
+    client.on('message', (data: RawData, isBinary: boolean) =>
+      this.onClientMessage(data as Buffer, isBinary),
+    );
+    client.on('close', () => this.end('client closed the connection', 'success'));
+    client.on('error', (err: Error) => this.p.log.debug({ err: err.message }, 'client websocket error'));
+    upstream.on('close', (err) => {
+      if (err) this.end(`upstream connection failed: ${err.message}`, 'error');
+    });
+    this.stopKeepalive = keepWebSocketAlive(client, this.p.keepalive, (why) => {
+      client.terminate();
+      this.end(`client ${why}`, 'error');
+    });
+    // the port preamble, on both channels of every pair, before anything else (§4.2)
+    ports.forEach((port, i) => {
+      this.send(2 * i, encodePortPreamble(port));
+      this.send(2 * i + 1, encodePortPreamble(port));
+    });
+    this.p.record.note('ports', ports);
+    Promise.all(ports.map((port, i) => this.openPair(port, i))).then(
+      () => {
+        if (!this.finished) client.resume();
+      },
+      (err: Error) => {
+        ports.forEach((_, i) =>
+          this.send(2 * i + 1, Buffer.from(`error creating forwarding stream: ${err.message}`)),
+        );
+        this.closeClient();
+        this.end(`could not open the upstream streams: ${err.message}`, 'error');
+      },
+    );
+    return done;
+  }
+
+  /** Error stream first and half-closed at once, then the data stream — what kubectl does (§4.1). */
+  private async openPair(port: number, i: number): Promise<void> {
+    const { upstream, record } = this.p;
+    const headers = { port: String(port), requestid: String(i) };
+    const error = await upstream.openStream({ streamtype: 'error', ...headers });
+    error.end();
+    error.on('data', (chunk: Buffer) => this.send(2 * i + 1, chunk));
+    error.once('end', () => this.streamEnded());
+    const data = await upstream.openStream({ streamtype: 'data', ...headers });
+    this.data[i] = data;
+    data.on('data', (chunk: Buffer) => {
+      record.bytesOut += chunk.length;
+      this.send(2 * i, chunk);
+      if (wsSocket(this.p.client)?.writableNeedDrain) {
+        data.pause();
+        afterWsFlush(this.p.client, () => data.resume());
+      }
+    });
+    data.once('end', () => this.streamEnded());
+  }
+
+  private onClientMessage(raw: Buffer, isBinary: boolean): void {
+    if (this.finished) return;
+    let msg: ReturnType<typeof decodeMessage>;
+    try {
+      msg = decodeMessage(raw, this.p.base64 ? isBinary : true, this.p.base64);
+    } catch (err) {
+      this.p.log.warn({ err: (err as Error).message }, 'client protocol error');
+      this.p.client.close(1002, 'protocol error');
+      this.end(`client protocol error: ${(err as Error).message}`, 'error');
+      return;
+    }
+    if (msg === null || msg.channel % 2 === 1) return; // error channels flow only toward the client
+    const stream = this.data[msg.channel / 2];
+    if (stream === undefined || stream.writableEnded) return;
+    this.p.record.bytesIn += msg.payload.length;
+    if (!stream.write(msg.payload)) {
+      if (this.clientWaits++ === 0) this.p.client.pause();
+      stream.once('drain', () => {
+        if (--this.clientWaits === 0 && !this.finished) this.p.client.resume();
+      });
+    }
+  }
+
+  private send(channel: number, payload: Buffer): void {
+    sendChannel(this.p.client, channel, payload, this.p.base64);
+  }
+
+  private streamEnded(): void {
+    if (--this.open > 0 || this.finished) return;
+    this.closeClient();
+    this.end('all forwarded connections finished', 'success');
+  }
+
+  private closeClient(): void {
+    const { client } = this.p;
+    client.resume();
+    if (client.readyState === client.OPEN) client.close(1000);
+  }
+
+  private end(reason: string, outcome: 'success' | 'error'): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.stopKeepalive();
+    this.p.client.resume();
+    this.p.upstream.close();
+    this.p.record.finish(reason, outcome);
+    this.resolveDone();
+  }
+}
