@@ -111,7 +111,21 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
       { maxControlFrameSize: this.opts.maxControlFrameSize },
     );
     (socket as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
-    socket.on('data', (chunk: Buffer) => this.parser.write(chunk));
+    // Bytes that came with the upgrade are parsed once the caller has attached its listeners (a
+    // SYN_STREAM among them would otherwise be refused): on the next tick, or before the first read
+    // from the socket if that comes sooner.
+    let head = options.head?.length ? options.head : undefined;
+    const takeHead = () => {
+      if (head === undefined) return;
+      const h = head;
+      head = undefined;
+      this.parser.write(h);
+    };
+    if (head) process.nextTick(takeHead);
+    socket.on('data', (chunk: Buffer) => {
+      takeHead();
+      this.parser.write(chunk);
+    });
     socket.on('drain', () => this.flushDrainWaiters());
     socket.on('end', () => {
       // the peer is done: end our side too (http.Server sockets allow half-open and would linger)
@@ -120,7 +134,6 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
     });
     socket.on('error', (err: Error) => this.teardown(new SpdySessionError(err.message, 'transport')));
     socket.on('close', () => this.teardown(undefined));
-    if (options.head && options.head.length > 0) this.parser.write(options.head);
     if (this.opts.pingIntervalMs > 0) {
       this.pingTimer = setInterval(() => this.keepalive(), this.opts.pingIntervalMs);
       this.pingTimer.unref();
