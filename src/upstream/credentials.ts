@@ -1,0 +1,277 @@
+/**
+ * The credentials a kubeconfig user puts on every upstream request, with kubectl's caching.
+ *
+ * From @kubernetes/client-node: running exec credential plugins (ExecAuth: spawn with the
+ * configured env, parse, cache until `expirationTimestamp`) and the legacy auth-provider plugins
+ * (oidc, azure, gcp) through `KubeConfig.applyToHTTPSOptions`. Filled in here, where client-node
+ * differs from kubectl:
+ * - exec: one plugin run for concurrent requests (client-node starts one per request while nothing
+ *   is cached); a credential without `expirationTimestamp` is kept until invalidate() (client-node
+ *   runs the plugin again on every request); `KUBERNETES_EXEC_INFO` is set for the plugin (cluster
+ *   info when `provideClusterInfo`); the answer's apiVersion and kind are checked; failures are
+ *   sentences naming the plugin with its stderr and `installHint`;
+ * - token-file: re-read once a minute and after invalidate(), trimmed (client-node reads it once);
+ * - invalidate(): what client-go does on a 401, so the next request gets fresh credentials.
+ * Exec plugins that return a client certificate instead of a token are refused with a clear error:
+ * the upstream agent's TLS identity is fixed when it is built.
+ */
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { RequestOptions } from 'node:https';
+import { type Cluster, KubeConfig, type User } from '@kubernetes/client-node';
+import { ExecAuth } from '@kubernetes/client-node/dist/exec_auth.js';
+import type { KubeconfigSelection } from './kubeconfig.js';
+
+export interface CredentialSource {
+  /** What kind of credential, for logs (never the secret): `token`, `exec plugin aws`, … */
+  readonly kind: string;
+  /** Headers for the next upstream request ({} when none). */
+  headers(): Promise<Record<string, string>>;
+  /** Forget cached credentials (the upstream answered 401): re-read files, re-run plugins. */
+  invalidate(): void;
+}
+
+/** kubectl re-reads a token file about once a minute (client-go's cached file token source). */
+export const TOKEN_FILE_REFRESH_MS = 60_000;
+
+const EXEC_API_VERSIONS = ['client.authentication.k8s.io/v1', 'client.authentication.k8s.io/v1beta1'];
+/** Longest part of a failing plugin's stderr quoted in the error. */
+const MAX_STDERR_QUOTE = 1000;
+
+/** The credential source for the selected user; `server` is the effective upstream URL. */
+export function credentialSource(sel: KubeconfigSelection, server: URL): CredentialSource {
+  const { user } = sel;
+  const extra: Record<string, string> = {};
+  if (user.impersonateUser) extra['Impersonate-User'] = user.impersonateUser;
+  const base = baseSource(sel, server);
+  if (Object.keys(extra).length === 0) return base;
+  return {
+    kind: `${base.kind}, impersonating ${user.impersonateUser}`,
+    headers: async () => ({ ...(await base.headers()), ...extra }),
+    invalidate: () => base.invalidate(),
+  };
+}
+
+function baseSource(sel: KubeconfigSelection, server: URL): CredentialSource {
+  const { user } = sel;
+  if (sel.tokenFile) return new TokenFileCredentials(sel.tokenFile);
+  if (user.token) return fixed('token', { Authorization: `Bearer ${user.token.trim()}` });
+  if (user.exec) return new ExecPluginCredentials(user, sel.cluster, server);
+  if (user.authProvider) return new AuthProviderCredentials(user);
+  if (user.username) {
+    const basic = Buffer.from(`${user.username}:${user.password ?? ''}`).toString('base64');
+    return fixed('basic', { Authorization: `Basic ${basic}` });
+  }
+  const cert = user.certFile || user.certData;
+  return fixed(cert ? 'client certificate' : 'none', {});
+}
+
+function fixed(kind: string, headers: Record<string, string>): CredentialSource {
+  return { kind, headers: async () => headers, invalidate: () => {} };
+}
+
+class TokenFileCredentials implements CredentialSource {
+  readonly kind = 'token-file';
+  private token: string;
+  private readAt: number;
+
+  constructor(private readonly file: string) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read token-file ${file}: ${(err as Error).message}`);
+    }
+    this.token = nonEmptyToken(text, file);
+    this.readAt = Date.now();
+  }
+
+  async headers(): Promise<Record<string, string>> {
+    if (Date.now() - this.readAt >= TOKEN_FILE_REFRESH_MS) {
+      try {
+        this.token = nonEmptyToken(await readFile(this.file, 'utf8'), this.file);
+        this.readAt = Date.now();
+      } catch {
+        // As client-go: keep the token read last; the next request tries the file again.
+      }
+    }
+    return { Authorization: `Bearer ${this.token}` };
+  }
+
+  invalidate(): void {
+    this.readAt = Number.NEGATIVE_INFINITY;
+  }
+}
+
+function nonEmptyToken(text: string, file: string): string {
+  const token = text.trim();
+  if (token === '') throw new Error(`token-file ${file} is empty`);
+  return token;
+}
+
+/** What ExecAuth's credential runner returns (client.authentication.k8s.io ExecCredential). */
+interface ExecCredential {
+  apiVersion?: string;
+  kind?: string;
+  status?: {
+    token?: string;
+    clientCertificateData?: string;
+    clientKeyData?: string;
+    expirationTimestamp?: string;
+  };
+}
+
+/** ExecAuth.getCredential is private in client-node's typings; it is the runner we need (see top). */
+interface ExecRunner {
+  getCredential(user: User): Promise<ExecCredential | null>;
+}
+
+function execRunner(): ExecRunner {
+  const runner = new ExecAuth() as unknown as Partial<ExecRunner>;
+  if (typeof runner.getCredential !== 'function')
+    throw new Error('this version of @kubernetes/client-node has no ExecAuth.getCredential');
+  return runner as ExecRunner;
+}
+
+interface ExecConfig {
+  command?: string;
+  args?: string[];
+  env?: { name: string; value: string }[] | null;
+  apiVersion?: string;
+  installHint?: string;
+  provideClusterInfo?: boolean;
+  interactiveMode?: string;
+}
+
+class ExecPluginCredentials implements CredentialSource {
+  readonly kind: string;
+  private readonly command: string;
+  private readonly apiVersion: string;
+  private readonly installHint: string | undefined;
+  /** The user as ExecAuth sees it: the configured env plus KUBERNETES_EXEC_INFO. */
+  private readonly runAs: User;
+  private runner = execRunner();
+  private cached: { token: string; expiresAt: number } | undefined;
+  private pending: Promise<string> | undefined;
+
+  constructor(user: User, cluster: Cluster, server: URL) {
+    const exec = user.exec as ExecConfig;
+    if (!exec.command) throw new Error(`exec plugin of user "${user.name}" has no command`);
+    this.command = exec.command;
+    this.kind = `exec plugin ${exec.command}`;
+    this.installHint = exec.installHint;
+    if (!exec.apiVersion || !EXEC_API_VERSIONS.includes(exec.apiVersion))
+      throw new Error(
+        `exec plugin "${exec.command}" of user "${user.name}" has apiVersion "${exec.apiVersion ?? ''}"; ` +
+          `supported: ${EXEC_API_VERSIONS.join(', ')}`,
+      );
+    this.apiVersion = exec.apiVersion;
+    if (exec.interactiveMode === 'Always')
+      throw new Error(
+        `exec plugin "${exec.command}" needs a terminal (interactiveMode: Always), which a proxy cannot give it`,
+      );
+    const info = {
+      apiVersion: exec.apiVersion,
+      kind: 'ExecCredential',
+      spec: {
+        interactive: false,
+        ...(exec.provideClusterInfo ? { cluster: clusterInfo(cluster, server) } : {}),
+      },
+    };
+    const env = [...(exec.env ?? []), { name: 'KUBERNETES_EXEC_INFO', value: JSON.stringify(info) }];
+    this.runAs = { ...user, exec: { ...exec, env } };
+  }
+
+  async headers(): Promise<Record<string, string>> {
+    const c = this.cached;
+    if (c && Date.now() < c.expiresAt) return { Authorization: `Bearer ${c.token}` };
+    this.pending ??= this.run().finally(() => {
+      this.pending = undefined;
+    });
+    return { Authorization: `Bearer ${await this.pending}` };
+  }
+
+  invalidate(): void {
+    this.cached = undefined;
+    this.runner = execRunner(); // a fresh ExecAuth: its own cache would hand back the same credential
+  }
+
+  private async run(): Promise<string> {
+    let cred: ExecCredential | null;
+    try {
+      cred = await this.runner.getCredential(this.runAs);
+    } catch (err) {
+      throw this.failure(err as Error & { code?: string });
+    }
+    const name = `exec plugin "${this.command}"`;
+    if (cred?.kind !== 'ExecCredential' || cred.apiVersion !== this.apiVersion || !cred.status)
+      throw new Error(`${name} did not print an ExecCredential of apiVersion ${this.apiVersion}`);
+    const { token, clientCertificateData, expirationTimestamp } = cred.status;
+    if (!token) {
+      throw new Error(
+        clientCertificateData
+          ? `${name} returned a client certificate; kubeshim supports only token credentials from exec plugins`
+          : `${name} returned no token`,
+      );
+    }
+    const expiresAt = expirationTimestamp ? Date.parse(expirationTimestamp) : Number.POSITIVE_INFINITY;
+    if (Number.isNaN(expiresAt))
+      throw new Error(`${name} returned an invalid expirationTimestamp "${expirationTimestamp}"`);
+    this.cached = { token, expiresAt };
+    return token;
+  }
+
+  private failure(err: Error & { code?: string }): Error {
+    const name = `exec plugin "${this.command}"`;
+    const hint = this.installHint ? `\n${this.installHint.trim()}` : '';
+    if (err.code === 'ENOENT' || err.code === 'EACCES')
+      return new Error(`${name} could not be started (${err.code})${hint}`);
+    if (err instanceof SyntaxError) return new Error(`${name} did not print valid JSON: ${err.message}`);
+    // ExecAuth rejects with the plugin's stderr as the message when it exits non-zero.
+    const stderr = err.message.trim().slice(0, MAX_STDERR_QUOTE);
+    return new Error(`${name} failed: ${stderr || '(nothing on stderr)'}${hint}`);
+  }
+}
+
+/** spec.cluster of KUBERNETES_EXEC_INFO (client.authentication.k8s.io Cluster). */
+function clusterInfo(cluster: Cluster, server: URL): Record<string, unknown> {
+  let caData = cluster.caData;
+  if (!caData && cluster.caFile) {
+    try {
+      caData = readFileSync(cluster.caFile).toString('base64');
+    } catch {
+      caData = undefined; // the TLS setup reports an unreadable CA file
+    }
+  }
+  return {
+    server: server.href.replace(/\/$/, ''),
+    'tls-server-name': cluster.tlsServerName,
+    'insecure-skip-tls-verify': cluster.skipTLSVerify || undefined,
+    'certificate-authority-data': caData,
+    'proxy-url': cluster.proxyUrl,
+  };
+}
+
+/** Legacy auth-provider plugins (oidc, azure, gcp): client-node applies them to request options. */
+class AuthProviderCredentials implements CredentialSource {
+  readonly kind: string;
+  private readonly kc = new KubeConfig();
+
+  constructor(user: User) {
+    this.kind = `auth-provider ${String((user.authProvider as { name?: unknown }).name ?? '')}`;
+    // Only the user matters here; the cluster is a placeholder that is never contacted.
+    this.kc.loadFromClusterAndUser(
+      { name: 'auth', server: 'https://auth.invalid', skipTLSVerify: false },
+      { name: user.name, authProvider: user.authProvider },
+    );
+  }
+
+  async headers(): Promise<Record<string, string>> {
+    const opts: RequestOptions = {};
+    await this.kc.applyToHTTPSOptions(opts);
+    const auth = (opts.headers as Record<string, string> | undefined)?.Authorization;
+    return auth ? { Authorization: auth } : {};
+  }
+
+  invalidate(): void {}
+}
