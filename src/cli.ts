@@ -23,7 +23,7 @@ type Handler = (argv: string[]) => Promise<number>;
 const COMMANDS: Record<string, Handler | undefined> = {
   serve: undefined,
   demo: undefined,
-  kubeconfig: undefined,
+  kubeconfig: async (argv) => (await import('./server/kubeconfig-command.js')).kubeconfigCommand(argv),
   doctor: undefined,
 };
 
