@@ -114,9 +114,10 @@ export class Metrics {
 
   /**
    * Answers `GET /metrics` (and HEAD) with render(); false for anything else, which the caller
-   * proxies. Fits the listener's endpoint list. (Addition to the brief.)
+   * proxies. Bound, so it can be handed over as it is (the listener's endpoint list). (Addition to
+   * the brief.)
    */
-  handle(req: IncomingMessage, res: ServerResponse): boolean {
+  readonly handle = (req: IncomingMessage, res: ServerResponse): boolean => {
     if ((req.method !== 'GET' && req.method !== 'HEAD') || req.url?.split('?')[0] !== '/metrics')
       return false;
     this.render().then(
@@ -130,7 +131,7 @@ export class Metrics {
       },
     );
     return true;
-  }
+  };
 }
 
 /** Only the three label fields: callers may pass richer objects (a session's info). */

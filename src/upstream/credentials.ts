@@ -67,7 +67,7 @@ function baseSource(sel: KubeconfigSelection, server: URL): CredentialSource {
 }
 
 function fixed(kind: string, headers: Record<string, string>): CredentialSource {
-  return { kind, headers: async () => headers, invalidate: () => {} };
+  return { kind, headers: async () => ({ ...headers }), invalidate: () => {} };
 }
 
 class TokenFileCredentials implements CredentialSource {
