@@ -5,7 +5,10 @@
  * Neither side keeps a zlib context alive between frames, so an idle session holds no zlib memory:
  * - Encoding emits stored (uncompressed) deflate blocks. They are valid zlib for every inflater,
  *   reference nothing, and so need no deflate state at all; only the first block carries the zlib
- *   header with the dictionary id.
+ *   header with the dictionary id. Each frame's block ends with the sync-flush marker (an empty
+ *   stored block) as a sync-flushing writer's would: Go's flate reader hands out a stored block's
+ *   bytes only at the next flush point, else it reads on past the frame and spdystream fails from
+ *   the second header block on (kubectl times out waiting for SYN_REPLY).
  * - Decoding keeps the inflated history (dictionary + everything inflated so far, last 32 KiB) and
  *   inflates each block with a short-lived raw inflater primed with that history. This works
  *   because every SPDY writer ends each block with a sync flush, so each frame starts on a
@@ -21,6 +24,8 @@ export type HeaderMap = Record<string, string>;
 const ZLIB_HEADER = Buffer.from([0x78, 0xf9, 0xe3, 0xc6, 0xa7, 0xc2]);
 const WINDOW = 32 * 1024;
 const STORED_MAX = 0xffff;
+/** An empty non-final stored block: what Z_SYNC_FLUSH appends (§6.2). */
+const SYNC_MARKER = Buffer.from([0x00, 0x00, 0x00, 0xff, 0xff]);
 
 /** Serialize a header map into an uncompressed SPDY/3 name/value block (32-bit lengths). */
 export function serializeHeaderBlock(headers: HeaderMap): Buffer {
@@ -87,7 +92,7 @@ export class HeaderCompressor {
     const raw = serializeHeaderBlock(headers);
     const blocks = Math.max(1, Math.ceil(raw.length / STORED_MAX));
     const prefix = this.started ? 0 : ZLIB_HEADER.length;
-    const out = Buffer.allocUnsafe(prefix + blocks * 5 + raw.length);
+    const out = Buffer.allocUnsafe(prefix + blocks * 5 + raw.length + SYNC_MARKER.length);
     let off = 0;
     if (!this.started) {
       ZLIB_HEADER.copy(out, 0);
@@ -103,6 +108,7 @@ export class HeaderCompressor {
       off += 5 + len;
       pos += len;
     }
+    SYNC_MARKER.copy(out, off);
     return out;
   }
 }

@@ -173,7 +173,7 @@ test('our writer produces the §6.2 layouts byte for byte (PING, RST, GOAWAY, DA
   assert.deepEqual(dataFrameHeader(3, 1, 0), hex('00000003 01000000'));
   const c = new HeaderCompressor();
   const syn = synStreamFrame(1, 0, 0, c.compress({ streamtype: 'error' }));
-  assert.deepEqual(syn.subarray(0, 18), hex('80030001 00000030 00000001 00000000 00 00'));
+  assert.deepEqual(syn.subarray(0, 18), hex('80030001 00000035 00000001 00000000 00 00'));
   assert.equal(syn.readUIntBE(5, 3), syn.length - 8);
 });
 
