@@ -196,6 +196,24 @@ test('half-close: each side keeps writing after the other sent FIN', async (t) =
   assert.equal((await serverGot2).toString(), 'after server FIN');
 });
 
+test('a single write larger than a DATA frame can carry (16 MiB − 1) goes out as several frames', async (t) => {
+  let received: Promise<Buffer> | undefined;
+  const srv = await listen((s) =>
+    s.on('stream', (stream) => {
+      stream.reply();
+      received = readAll(stream);
+    }),
+  );
+  t.after(() => srv.close());
+  const client = await dial(srv.port);
+  t.after(() => client.destroy());
+  const stream = await client.openStream({ streamtype: 'stdin' });
+  const big = randomBytes(17 * 1024 * 1024);
+  stream.end(big);
+  await waitFor('server stream', () => received !== undefined);
+  assert.equal(sha(await received!), sha(big));
+});
+
 test('RST_STREAM: data received before the reset stays readable; later writes are dropped', async (t) => {
   const srv = await listen((s) =>
     s.on('stream', (stream) => {
