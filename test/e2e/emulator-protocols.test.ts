@@ -5,6 +5,7 @@
  * logs and watches that stream, pings, and processes killed when a client leaves.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import type net from 'node:net';
@@ -396,6 +397,24 @@ describe('exec and attach on the wire', () => {
     await waitFor('process killed', () => !alive(pid), 5000);
     const s = await emu.waitForSession((x) => x.command?.[2]?.includes('spdy.pid') === true);
     assert.equal(s.closeReason, 'client went away');
+  });
+
+  test('backpressure: a client that stops reading stops the process, nothing piles up', async () => {
+    const total = 30 * 1024 * 1024;
+    const c = await connectWsExec(
+      `${wsBase}${execPath(['sh', '-c', `head -c ${total} /dev/zero; echo > bp.done`], 'stdout=true')}`,
+      ['v5.channel.k8s.io'],
+    );
+    c.ws.pause();
+    const before = process.memoryUsage().arrayBuffers;
+    await new Promise((r) => setTimeout(r, 1000));
+    const done = join(emu.cluster.pods[0]!.dir, 'bp.done');
+    assert.equal(existsSync(done), false, 'the process is held back');
+    assert.ok(process.memoryUsage().arrayBuffers - before < 16 * 1024 * 1024, 'no unbounded buffering');
+    c.ws.resume();
+    const r = await withTimeout(c.done, 20_000, 'session end');
+    assert.equal(Buffer.concat(r.channels.get(1)!).length, total);
+    assert.ok(existsSync(done));
   });
 
   test('WebSocket pings are answered', async () => {
