@@ -22,7 +22,7 @@ type Handler = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, Handler | undefined> = {
   serve: undefined,
-  demo: undefined,
+  demo: async (argv) => (await import('./emulator/demo.js')).demoCommand(argv),
   kubeconfig: async (argv) => (await import('./server/kubeconfig-command.js')).kubeconfigCommand(argv),
   doctor: undefined,
 };
