@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { internalErrorStatus } from '../k8s/status.js';
 import { type Logger, silentLogger } from '../observe/logger.js';
 import { answerStatus, responseAnswer, socketAnswer } from './answer.js';
 import { handleApiRequest } from './api.js';
@@ -129,17 +130,26 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     s.once('close', () => sockets.delete(s));
   });
   server.on('request', (req, res) => {
-    if (!authenticate(req)) return answerStatus(responseAnswer(res), unauthorized());
-    const route = parseRoute(new URL(req.url ?? '/', 'http://emulator').pathname);
-    log.debug({ method: req.method, url: req.url }, 'request');
-    handleApiRequest(apiContext, route, req, res);
+    try {
+      if (!authenticate(req)) return answerStatus(responseAnswer(res), unauthorized());
+      log.debug({ method: req.method, url: req.url }, 'request');
+      handleApiRequest(apiContext, parseRoute(pathOf(req)), req, res);
+    } catch (err) {
+      log.error({ err, url: req.url }, 'request failed');
+      if (!res.headersSent) answerStatus(responseAnswer(res), internalErrorStatus(String(err)));
+      else res.destroy();
+    }
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    if (!authenticate(req)) return answerStatus(socketAnswer(socket), unauthorized());
-    const route = parseRoute(new URL(req.url ?? '/', 'http://emulator').pathname);
-    log.debug({ method: req.method, url: req.url, upgrade: req.headers.upgrade }, 'upgrade request');
-    handleUpgrade(upgradeContext, route, req, socket, head);
+    try {
+      if (!authenticate(req)) return answerStatus(socketAnswer(socket), unauthorized());
+      log.debug({ method: req.method, url: req.url, upgrade: req.headers.upgrade }, 'upgrade request');
+      handleUpgrade(upgradeContext, parseRoute(pathOf(req)), req, socket, head);
+    } catch (err) {
+      log.error({ err, url: req.url }, 'upgrade failed');
+      socket.destroy();
+    }
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -177,6 +187,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   tracker.on('session', (record) => emulator.emit('session', record));
   tracker.on('refused', (record) => emulator.emit('refused', record));
   return emulator;
+}
+
+function pathOf(req: IncomingMessage): string {
+  return new URL(req.url ?? '/', 'http://emulator').pathname;
 }
 
 function waitForSession(

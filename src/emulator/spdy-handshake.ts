@@ -9,9 +9,13 @@ import type { Duplex } from 'node:stream';
 import { HEADER_STREAM_PROTOCOL, negotiate, splitProtocolHeader, UPGRADE_SPDY } from '../k8s/protocols.js';
 import type { HeaderPairs } from './answer.js';
 
-export type SpdyNegotiation =
-  | { ok: true; protocol: string }
-  | { ok: false; code: number; message: string; headers: HeaderPairs; offered: string[] };
+export interface SpdyRefusal {
+  code: number;
+  message: string;
+  headers: HeaderPairs;
+}
+
+export type SpdyNegotiation = { ok: true; protocol: string } | ({ ok: false } & SpdyRefusal);
 
 /** Go's `%v` of a []string. */
 const goList = (list: readonly string[]) => `[${list.join(' ')}]`;
@@ -24,19 +28,10 @@ export function negotiateSpdy(req: IncomingMessage, serverProtocols: readonly st
       code: 400,
       message: 'unable to upgrade: X-Stream-Protocol-Version is required',
       headers: [],
-      offered,
     };
   }
   const protocol = negotiate(offered, serverProtocols);
-  if (protocol === undefined) {
-    return {
-      ok: false,
-      code: 403,
-      message: `unable to upgrade: unable to negotiate protocol: client supports ${goList(offered)}, server accepts ${goList(serverProtocols)}`,
-      headers: serverProtocols.map((p) => ['X-Accepted-Stream-Protocol-Versions', p]),
-      offered,
-    };
-  }
+  if (protocol === undefined) return { ok: false, ...noCommonProtocol(offered, serverProtocols) };
   const connection = String(req.headers.connection ?? '').toLowerCase();
   const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
   if (!connection.includes('upgrade') || !upgrade.includes(UPGRADE_SPDY.toLowerCase())) {
@@ -45,10 +40,21 @@ export function negotiateSpdy(req: IncomingMessage, serverProtocols: readonly st
       code: 400,
       message: `unable to upgrade: missing upgrade headers in request: Connection=${JSON.stringify(req.headers.connection ?? '')} Upgrade=${JSON.stringify(req.headers.upgrade ?? '')}`,
       headers: [],
-      offered,
     };
   }
   return { ok: true, protocol };
+}
+
+/** The 403 of apimachinery's Handshake when no offered protocol is supported. */
+export function noCommonProtocol(
+  offered: readonly string[],
+  serverProtocols: readonly string[],
+): SpdyRefusal {
+  return {
+    code: 403,
+    message: `unable to upgrade: unable to negotiate protocol: client supports ${goList(offered)}, server accepts ${goList(serverProtocols)}`,
+    headers: serverProtocols.map((p) => ['X-Accepted-Stream-Protocol-Versions', p]),
+  };
 }
 
 export function acceptSpdy(socket: Duplex, protocol: string): void {

@@ -13,6 +13,7 @@ import type { WebSocketServer } from 'ws';
 import { TunnelStream } from '../channel/tunnel.js';
 import { wsSocket } from '../channel/ws-flow.js';
 import {
+  HEADER_STREAM_PROTOCOL,
   negotiate,
   PORTFORWARD,
   RC_V1,
@@ -21,6 +22,7 @@ import {
   type RemoteCommandVersion,
   remoteCommandVersion,
   SPDY_REMOTECOMMAND_SERVER,
+  splitProtocolHeader,
   TUNNEL_PREFIX,
   WS_LEGACY_PORTFORWARD,
   WS_LEGACY_REMOTECOMMAND,
@@ -35,7 +37,7 @@ import type { CommandRequest } from './remotecommand.js';
 import type { Route } from './routes.js';
 import type { SessionInfo, SessionTracker, Subresource } from './sessions.js';
 import { serveSpdyCommand } from './spdy-command.js';
-import { acceptSpdy, negotiateSpdy } from './spdy-handshake.js';
+import { acceptSpdy, negotiateSpdy, noCommonProtocol } from './spdy-handshake.js';
 import { servePortForward } from './spdy-portforward.js';
 import { type CommandTarget, isStatus, type PortForwardTarget, streamTarget } from './stream-target.js';
 import { serveWsCommand } from './ws-command.js';
@@ -121,18 +123,11 @@ function refuse(up: Upgrade, subresource: Subresource, code: number, reason: str
   up.ctx.tracker.refused({
     subresource,
     transport: up.websocket ? 'websocket' : 'spdy',
-    offered: up.websocket ? up.offered : offeredSpdy(up.req),
+    offered: up.websocket ? up.offered : splitProtocolHeader(up.req.headers[HEADER_STREAM_PROTOCOL]),
     code,
     reason,
     userAgent: up.userAgent,
   });
-}
-
-function offeredSpdy(req: IncomingMessage): string[] {
-  const v = req.headers['x-stream-protocol-version'];
-  return v === undefined
-    ? []
-    : (Array.isArray(v) ? v : [v]).flatMap((l) => l.split(',').map((p) => p.trim()));
 }
 
 function sessionInfo(
@@ -266,9 +261,9 @@ function tunnel(up: Upgrade, target: PortForwardTarget, spdyProtocols: string[])
   const { ctx, socket, head } = up;
   const protocol = negotiate(spdyProtocols, [PORTFORWARD]);
   if (protocol === undefined) {
-    const message = `unable to upgrade: unable to negotiate protocol: client supports [${spdyProtocols.join(' ')}], server accepts [${PORTFORWARD}]`;
-    refuse(up, 'portforward', 403, message);
-    up.answer.text(403, message, [['X-Accepted-Stream-Protocol-Versions', PORTFORWARD]]);
+    const refusal = noCommonProtocol(spdyProtocols, [PORTFORWARD]);
+    refuse(up, 'portforward', refusal.code, refusal.message);
+    up.answer.text(refusal.code, refusal.message, refusal.headers);
     return;
   }
   const wsProtocol = TUNNEL_PREFIX + protocol;

@@ -506,6 +506,27 @@ describe('port-forward on the wire', () => {
   });
 });
 
+describe('close()', () => {
+  test('kills running processes, ends sessions, removes the pod directories', async () => {
+    const own = await startEmulator({ generation: 'legacy' });
+    const c = await connectSpdyExec(
+      `${own.url}${execPath(['sh', '-c', 'echo $$ > close.pid; exec sleep 100'], 'stdout=true')}`,
+      ['v4.channel.k8s.io'],
+      ['error', 'stdout'],
+    );
+    const dir = own.cluster.pods[0]!.dir;
+    const pid = await waitFor(
+      'pid file',
+      async () => Number(await readFile(join(dir, 'close.pid'), 'utf8').catch(() => '')) || false,
+    );
+    await withTimeout(own.close(), 5000, 'close');
+    await waitFor('process killed', () => !alive(pid), 5000);
+    await withTimeout(c.read('stdout'), 5000, 'client sees the end');
+    assert.equal(existsSync(dir), false);
+    await waitFor('the session record', () => own.sessions.length === 1, 5000);
+  });
+});
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
