@@ -101,7 +101,7 @@ export function handleUpgrade(
     head,
     answer,
     websocket,
-    offered: websocket ? firstProtocolLine(req) : [],
+    offered: websocket ? firstProtocolLine(req) : splitProtocolHeader(req.headers[HEADER_STREAM_PROTOCOL]),
     userAgent: req.headers['user-agent'],
   };
   if (!websocket && !ctx.traits.spdy) {
@@ -123,7 +123,7 @@ function refuse(up: Upgrade, subresource: Subresource, code: number, reason: str
   up.ctx.tracker.refused({
     subresource,
     transport: up.websocket ? 'websocket' : 'spdy',
-    offered: up.websocket ? up.offered : splitProtocolHeader(up.req.headers[HEADER_STREAM_PROTOCOL]),
+    offered: up.offered,
     code,
     reason,
     userAgent: up.userAgent,
