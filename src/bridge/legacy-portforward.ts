@@ -85,9 +85,9 @@ class LegacyPortForward {
         if (!this.finished) client.resume();
       },
       (err: Error) => {
-        ports.forEach((_, i) =>
-          this.send(2 * i + 1, Buffer.from(`error creating forwarding stream: ${err.message}`)),
-        );
+        for (let i = 0; i < ports.length; i++) {
+          this.send(2 * i + 1, Buffer.from(`error creating forwarding stream: ${err.message}`));
+        }
         this.closeClient();
         this.end(`could not open the upstream streams: ${err.message}`, 'error');
       },

@@ -3,11 +3,11 @@
  * golang.org/x/net/websocket, whose rules a client meets here too: GET only (405), version 13 only
  * (400 + `Sec-WebSocket-Version: 13`), a key (400), only the first `Sec-WebSocket-Protocol` line,
  * the first offered protocol the server allows (no protocol sent counts as `""`), and a bare 403
- * when none matches. The tunnel uses gorilla, whose checks `ws` makes the same way.
+ * when none matches. The tunnel uses gorilla, whose checks `ws` makes the same way. Accepting
+ * itself is shared with the shim (src/channel/ws-accept.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { type WebSocket, WebSocketServer } from 'ws';
 import { headerHasToken } from '../k8s/protocols.js';
 import { xnetRefusal } from './answer.js';
 
@@ -57,35 +57,4 @@ export function xnetSelect(offered: readonly string[], allowed: readonly string[
   return candidates.find((p) => allowed.includes(p));
 }
 
-/** The subprotocol each pending handshake answers with (see acceptWebSocket). */
-const chosen = new WeakMap<IncomingMessage, string>();
-
-/**
- * The WebSocket server every handshake goes through: no compression (kubectl offers none),
- * x/net's 32 MiB frame limit, and the subprotocol header written from our own choice.
- */
-export function createWebSocketServer(): WebSocketServer {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 32 * 1024 * 1024, skipUTF8Validation: true });
-  wss.on('headers', (headers: string[], req: IncomingMessage) => {
-    const protocol = chosen.get(req);
-    if (protocol) headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
-  });
-  return wss;
-}
-
-/**
- * Complete the handshake with exactly `protocol` (none when `""`). `ws` would reject the tunnel's
- * `SPDY/3.1+portforward.k8s.io` (not an RFC 6455 token; gorilla and x/net take it), so the request's
- * protocol header is removed before `ws` sees it and the answer's is added from our choice.
- */
-export function acceptWebSocket(
-  wss: WebSocketServer,
-  req: IncomingMessage,
-  socket: Duplex,
-  head: Buffer,
-  protocol: string,
-): Promise<WebSocket> {
-  delete req.headers['sec-websocket-protocol'];
-  chosen.set(req, protocol);
-  return new Promise((resolve) => wss.handleUpgrade(req, socket, head, resolve));
-}
+export { acceptWebSocket, createWebSocketServer } from '../channel/ws-accept.js';

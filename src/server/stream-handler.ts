@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { type WebSocket, WebSocketServer } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { type KeepaliveOptions, keepWebSocketAlive } from '../bridge/keepalive.js';
 import { bridgeLegacyPortForward, legacyPorts, validPorts } from '../bridge/legacy-portforward.js';
 import { relay } from '../bridge/relay.js';
@@ -17,6 +17,7 @@ import { SpdyStatusGuard } from '../bridge/spdy-status-guard.js';
 import { bridgeSpdyToWsExec } from '../bridge/spdy-to-ws-exec.js';
 import { bridgeWsToSpdyExec } from '../bridge/ws-to-spdy-exec.js';
 import { TunnelStream } from '../channel/tunnel.js';
+import { acceptWebSocket, createWebSocketServer } from '../channel/ws-accept.js';
 import {
   HEADER_STREAM_PROTOCOL,
   headerHasToken,
@@ -91,20 +92,11 @@ interface Attempt {
 
 export class StreamHandler {
   private readonly choices: ProtocolChoices;
-  /** The subprotocol we answer with, per request (ws asks through handleProtocols). */
-  private readonly chosen = new WeakMap<IncomingMessage, string>();
   private readonly wss: WebSocketServer;
 
   constructor(private readonly cfg: StreamHandlerConfig) {
     this.choices = new ProtocolChoices(cfg.choiceTtlMs);
-    this.wss = new WebSocketServer({
-      noServer: true,
-      clientTracking: false,
-      perMessageDeflate: false,
-      skipUTF8Validation: true,
-      maxPayload: MAX_WS_PAYLOAD,
-      handleProtocols: (_offered, req) => this.chosen.get(req) ?? false,
-    });
+    this.wss = createWebSocketServer();
   }
 
   async handle(req: IncomingMessage, socket: Duplex, head: Buffer, sr: StreamRequest): Promise<void> {
@@ -494,14 +486,13 @@ export class StreamHandler {
     return name === undefined ? undefined : remoteCommandVersion(name);
   }
 
-  /** Answer the client's WebSocket handshake. Comes back paused, like dialWebSocket's, for the same reason. */
   private acceptWebSocket(ctx: Ctx, protocol: string): Promise<WebSocket> {
-    if (ctx.sr.client.offered.length > 0) this.chosen.set(ctx.req, protocol);
-    return new Promise((resolve) =>
-      this.wss.handleUpgrade(ctx.req, ctx.socket, ctx.head, (ws) => {
-        ws.pause();
-        resolve(ws);
-      }),
+    return acceptWebSocket(
+      this.wss,
+      ctx.req,
+      ctx.socket,
+      ctx.head,
+      ctx.sr.client.offered.length > 0 ? protocol : '',
     );
   }
 

@@ -95,6 +95,9 @@ export function dialUpgrade(
 
 /**
  * Open a WebSocket to the upstream offering `protocols`; never fragments what it sends (ws default).
+ * The protocols travel in a header of our own and the answer is read before `ws` checks it: `ws`
+ * rejects `SPDY/3.1+portforward.k8s.io` (not an RFC 6455 token) on both ends. As client-go does,
+ * an answer that names none of the offered protocols is a refusal (§2.2).
  * The WebSocket comes back paused: resume it once its listeners are in place.
  */
 export function dialWebSocket(
@@ -107,21 +110,36 @@ export function dialWebSocket(
   const url = upstreamUrl(target, pathAndQuery, true);
   return new Promise((resolve, reject) => {
     let settled = false;
-    const ws = new WebSocket(url, protocols, {
+    let answered = '';
+    const ws = new WebSocket(url, [], {
       agent: target.agent,
-      headers: headers as Record<string, string>,
+      headers: { ...(headers as Record<string, string>), 'sec-websocket-protocol': protocols.join(', ') },
       perMessageDeflate: false,
       followRedirects: false,
       handshakeTimeout: opts.handshakeTimeoutMs,
       maxPayload: opts.maxPayload ?? 32 * 1024 * 1024,
       skipUTF8Validation: true,
     });
+    ws.once('upgrade', (response: IncomingMessage) => {
+      const value = response.headers['sec-websocket-protocol'];
+      answered = (Array.isArray(value) ? value[0] : value)?.trim() ?? '';
+      delete response.headers['sec-websocket-protocol'];
+    });
     ws.once('open', () => {
       settled = true;
       // Paused here, synchronously: messages that came with the 101 would otherwise be emitted on
       // the next tick, before the caller (resumed on a later microtask) has attached its listeners.
       ws.pause();
-      resolve({ ok: true, ws, protocol: ws.protocol });
+      if (!protocols.includes(answered)) {
+        ws.terminate();
+        const message = `invalid protocol, expected one of [${protocols.join(' ')}], got "${answered}"`;
+        resolve({
+          ok: false,
+          refusal: syntheticRefusal(502, `upstream accepted the WebSocket with an ${message}`),
+        });
+        return;
+      }
+      resolve({ ok: true, ws, protocol: answered });
     });
     ws.once('unexpected-response', (req, response) => {
       settled = true;
@@ -139,14 +157,6 @@ export function dialWebSocket(
     ws.once('error', (err) => {
       if (settled) return;
       settled = true;
-      // A 101 without the offered subprotocol is a refusal as far as clients are concerned (§2.2).
-      if (/subprotocol/i.test(err.message)) {
-        resolve({
-          ok: false,
-          refusal: syntheticRefusal(502, `upstream accepted the WebSocket but ${err.message}`),
-        });
-        return;
-      }
       reject(err);
     });
   });

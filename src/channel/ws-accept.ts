@@ -1,0 +1,48 @@
+/**
+ * Accepting WebSocket handshakes with Kubernetes subprotocols. `ws` rejects the tunnel's
+ * `SPDY/3.1+portforward.k8s.io` (the `/` makes it no RFC 6455 token; gorilla and x/net take it,
+ * protocols.md §4.3), so the request's protocol header is removed before `ws` sees it and the
+ * answer's is added from the caller's choice. The WebSocket comes back paused: messages that
+ * arrive with the handshake would otherwise be emitted on the next tick, before a caller resumed on
+ * a later microtask has attached its listeners.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type WebSocket, WebSocketServer } from 'ws';
+
+/** The subprotocol each pending handshake answers with. */
+const chosen = new WeakMap<IncomingMessage, string>();
+
+/** A handshake-only server: no compression (kubectl offers none), x/net's 32 MiB frame limit. */
+export function createWebSocketServer(): WebSocketServer {
+  const wss = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    perMessageDeflate: false,
+    maxPayload: 32 * 1024 * 1024,
+    skipUTF8Validation: true,
+  });
+  wss.on('headers', (headers: string[], req: IncomingMessage) => {
+    const protocol = chosen.get(req);
+    if (protocol) headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
+  });
+  return wss;
+}
+
+/** Complete the handshake answering exactly `protocol` (none when `""`); resolves with a paused WebSocket. */
+export function acceptWebSocket(
+  wss: WebSocketServer,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  protocol: string,
+): Promise<WebSocket> {
+  delete req.headers['sec-websocket-protocol'];
+  chosen.set(req, protocol);
+  return new Promise((resolve) =>
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.pause();
+      resolve(ws);
+    }),
+  );
+}
