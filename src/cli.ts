@@ -21,7 +21,7 @@ Run 'kubeshim <command> --help' for the flags of a command.
 type Handler = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, Handler | undefined> = {
-  serve: undefined,
+  serve: async (argv) => (await import('./server/serve-command.js')).serveCommand(argv),
   demo: async (argv) => (await import('./emulator/demo.js')).demoCommand(argv),
   kubeconfig: async (argv) => (await import('./server/kubeconfig-command.js')).kubeconfigCommand(argv),
   doctor: undefined,

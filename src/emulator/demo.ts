@@ -1,20 +1,21 @@
 /**
  * `kubeshim demo`: an emulated cluster (a pre-1.29 `legacy` one unless told otherwise) on a free
- * port, a kubeconfig for it in `.kubeshim/demo.kubeconfig`, the kubectl commands to try, and one
- * log line per session until Ctrl-C or SIGTERM.
+ * port, the shim in front of it, a kubeconfig for the shim in `.kubeshim/demo.kubeconfig`, the
+ * kubectl commands to try, and log lines per session until Ctrl-C or SIGTERM.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger, type Logger } from '../observe/logger.js';
 import { parseListen } from '../server/listen-address.js';
+import { type Serving, startServing } from '../server/serve.js';
 import { type Emulator, startEmulator } from './emulator.js';
 import { GENERATIONS, type Generation, generationTraits, isGeneration } from './generation.js';
 
 const USAGE = `Usage: kubeshim demo [--generation ${GENERATIONS.join('|')}] [--listen HOST:PORT] [--log-level LEVEL]
 
   --generation   the cluster to emulate (default legacy: SPDY, no WebSocket v5, no tunnel)
-  --listen       where the emulated API server listens (default 127.0.0.1:0, a free port)
+  --listen       where the shim listens (default 127.0.0.1:0, a free port); the cluster takes a free port
   --log-level    pino level (default info)
 `;
 
@@ -28,27 +29,54 @@ export interface DemoOptions {
 }
 
 export interface DemoCluster {
-  /** The server kubectl should use. */
+  /** The server kubectl should use: the shim. */
   url: string;
+  /** The emulated API server behind the shim. */
+  upstream: string;
   /** The kubeconfig written for it. */
   kubeconfig: string;
   emulator: Emulator;
   close(): Promise<void>;
 }
 
-/** Start the demo's cluster and write its kubeconfig. */
+/**
+ * Start the demo: the emulated cluster on a free loopback port, the shim (auto) in front of it on
+ * `host:port`, and a kubeconfig pointing at the shim.
+ */
 export async function startDemo(opts: DemoOptions): Promise<DemoCluster> {
   const emulator = await startEmulator({
     generation: opts.generation,
-    host: opts.host,
-    port: opts.port,
+    host: '127.0.0.1',
+    port: 0,
     logger: opts.logger,
   });
-  const url = emulator.url;
+  let serving: Serving | undefined;
   try {
+    // no kubeconfig of the user's: the demo cluster needs no credentials
+    serving = await startServing(
+      {
+        listen: { host: opts.host, port: opts.port },
+        mode: 'auto',
+        upstream: emulator.url,
+        log: opts.logger.child({ component: 'shim' }),
+      },
+      { HOME: '/nonexistent' },
+    );
+    const url = serving.shim.url;
     const kubeconfig = await writeKubeconfig(opts.dir, url);
-    return { url, kubeconfig, emulator, close: () => emulator.close() };
+    const shim = serving;
+    return {
+      url,
+      upstream: emulator.url,
+      kubeconfig,
+      emulator,
+      close: async () => {
+        await shim.close();
+        await emulator.close();
+      },
+    };
   } catch (err) {
+    await serving?.close();
     await emulator.close();
     throw err;
   }
@@ -82,7 +110,8 @@ current-context: kubeshim-demo
 function instructions(demo: DemoCluster, generation: Generation): string {
   return `
 kubeshim demo: an emulated ${generation} cluster — ${generationTraits(generation).description}
-  API server  ${demo.url}
+  kubeshim    ${demo.url}   (the kubeconfig points here; it translates what the cluster cannot speak)
+  API server  ${demo.upstream}
   kubeconfig  ${demo.kubeconfig}
 
 Try, in another terminal:
@@ -98,7 +127,9 @@ Try, in another terminal:
   kubectl attach -i demo                       # the pod's main process echoes what you type
   kubectl logs -f demo
 
-Each session is logged below. Ctrl-C stops everything.
+Each session is logged below: the shim's line says which protocols met (a kubectl ≥ 1.30 speaks
+WebSocket v5, which this cluster refuses, so the shim translates it to SPDY), the emulator's says
+what the cluster saw. Ctrl-C stops everything.
 
 `;
 }

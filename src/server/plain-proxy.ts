@@ -21,6 +21,9 @@ export function createPlainProxy(target: StreamTarget, log: Logger): PlainHandle
     // http-proxy sets rejectUnauthorized on every request; keep the target's own choice
     secure: agentOptions.rejectUnauthorized !== false,
   });
+  proxy.on('proxyRes', (upstreamRes) => {
+    if (upstreamRes.statusCode === 401 && target.injectsCredentials) target.invalidateCredentials?.();
+  });
   proxy.on('error', (err, req, res) => {
     log.warn({ err: err.message, method: req.method, url: req.url }, 'upstream request failed');
     const r = res as ServerResponse;

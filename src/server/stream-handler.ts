@@ -55,6 +55,8 @@ export type UpstreamMode = 'auto' | UpstreamProtocol;
 export interface StreamTarget extends DialTarget {
   authHeaders(): Promise<Record<string, string>>;
   readonly injectsCredentials: boolean;
+  /** Drop cached credentials after a 401, as client-go does (the next request fetches fresh ones). */
+  invalidateCredentials?(): void;
 }
 
 export interface UpgradeMetricsSink extends SessionMetricsSink {
@@ -130,6 +132,8 @@ export class StreamHandler {
         return;
       }
       metrics?.upgrade(sr.subresource, attempt.upstream, 'refused');
+      if (refusal.statusCode === 401 && this.cfg.target.injectsCredentials)
+        this.cfg.target.invalidateCredentials?.();
       refusals.set(attempt.upstream, refusal);
       const next = attempts[i + 1];
       if (next) {
