@@ -61,6 +61,11 @@ class LegacyPortForward {
     const done = new Promise<void>((resolve) => {
       this.resolveDone = resolve;
     });
+    this.p.record.onAbort((reason) => {
+      for (let i = 0; i < ports.length; i++) this.send(2 * i + 1, Buffer.from(reason));
+      this.closeClient();
+      this.end(reason, 'error');
+    });
     client.pause();
     client.on('message', (data: RawData, isBinary: boolean) =>
       this.onClientMessage(data as Buffer, isBinary),

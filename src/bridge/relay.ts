@@ -27,6 +27,9 @@ export interface RelayHooks {
 /** Join the two sockets until both are done; resolves with the reason the relay ended. */
 export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks = {}): Promise<string> {
   const { client, upstream } = ends;
+  // ended early: drop the upstream; the client learns it the way its protocol can (a status guard
+  // writes a Failure status for SPDY exec, WebSocket clients see the connection end abnormally)
+  record.onAbort((reason) => upstream.destroy(new Error(reason)));
   return new Promise((resolve) => {
     let reason: string | undefined;
     let closed = 0;

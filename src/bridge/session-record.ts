@@ -27,6 +27,50 @@ export interface SessionMetricsSink {
   ): void;
 }
 
+/**
+ * The sessions in flight, for limits and shutdown: each can be ended early with a reason, which its
+ * bridge turns into a Failure status (or the closest its protocol has) for the client.
+ */
+export class ActiveSessions {
+  private readonly records = new Set<SessionRecord>();
+  private idleWaiters: (() => void)[] = [];
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  /** @internal SessionRecord registers itself. */
+  add(record: SessionRecord): void {
+    this.records.add(record);
+  }
+
+  /** @internal */
+  delete(record: SessionRecord): void {
+    this.records.delete(record);
+    if (this.records.size === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  abortAll(reason: string): void {
+    for (const r of [...this.records]) r.abort(reason);
+  }
+
+  /** Resolves true once no session is left, false when `timeoutMs` passed first. */
+  whenIdle(timeoutMs: number): Promise<boolean> {
+    if (this.records.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+}
+
 export class SessionRecord {
   private readonly started = performance.now();
   /** Payload bytes from the client toward the upstream. */
@@ -37,13 +81,26 @@ export class SessionRecord {
   outcome: SessionOutcome = 'success';
   private finished = false;
   private readonly extra: Record<string, unknown> = {};
+  private aborter: ((reason: string) => void) | undefined;
 
   constructor(
     readonly info: SessionInfo,
     private readonly log: Logger,
     private readonly metrics?: SessionMetricsSink,
+    private readonly active?: ActiveSessions,
   ) {
     metrics?.sessionOpened(this.labels());
+    active?.add(this);
+  }
+
+  /** The bridge's way to end this session early (shutdown, limits). */
+  onAbort(fn: (reason: string) => void): void {
+    this.aborter = fn;
+  }
+
+  /** End the session early; the client is told `reason` as well as its protocol allows. */
+  abort(reason: string): void {
+    if (!this.finished) this.aborter?.(reason);
   }
 
   /** Add a field to the closing log line (e.g. ports, connections). */
@@ -59,6 +116,7 @@ export class SessionRecord {
   finish(closeReason: string, outcome?: SessionOutcome): void {
     if (this.finished) return;
     this.finished = true;
+    this.active?.delete(this);
     if (outcome) this.outcome = outcome;
     const durationMs = Math.round(performance.now() - this.started);
     const line: Record<string, unknown> = {

@@ -70,6 +70,7 @@ class SpdyToWsExec {
     const done = new Promise<void>((resolve) => {
       this.resolveDone = resolve;
     });
+    this.p.record.onAbort((reason) => this.finishWith(shimFailure(reason)));
     upstream.pause(); // nothing from the upstream until the client's streams exist
     upstream.on('message', (data: RawData, isBinary: boolean) =>
       this.onUpstreamMessage(data as Buffer, isBinary),

@@ -65,6 +65,7 @@ class WsToSpdyExec {
     const done = new Promise<void>((resolve) => {
       this.resolveDone = resolve;
     });
+    this.p.record.onAbort((reason) => this.finishWith(shimFailure(reason)));
     client.pause(); // nothing from the client until the upstream streams exist
     client.on('message', (data: RawData, isBinary: boolean) =>
       this.onClientMessage(data as Buffer, isBinary),

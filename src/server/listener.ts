@@ -7,6 +7,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DEFAULT_KEEPALIVE, type KeepaliveOptions } from '../bridge/keepalive.js';
+import { ActiveSessions } from '../bridge/session-record.js';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
 import { syntheticRefusal } from '../upstream/dial.js';
@@ -44,12 +45,16 @@ export interface Shim {
   /** `http://127.0.0.1:PORT` (or https). */
   url: string;
   server: http.Server;
+  /** Streaming sessions in flight. */
+  sessions: ActiveSessions;
   close(): Promise<void>;
 }
 
 export async function startShim(opts: ShimOptions): Promise<Shim> {
   const { log } = opts;
+  const sessions = new ActiveSessions();
   const streams = new StreamHandler({
+    active: sessions,
     target: opts.target,
     mode: opts.mode,
     log,
@@ -101,6 +106,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
   return {
     url,
     server,
+    sessions,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

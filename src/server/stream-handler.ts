@@ -12,7 +12,7 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import { type KeepaliveOptions, keepWebSocketAlive } from '../bridge/keepalive.js';
 import { bridgeLegacyPortForward, legacyPorts, validPorts } from '../bridge/legacy-portforward.js';
 import { relay } from '../bridge/relay.js';
-import { type SessionMetricsSink, SessionRecord } from '../bridge/session-record.js';
+import { type ActiveSessions, type SessionMetricsSink, SessionRecord } from '../bridge/session-record.js';
 import { SpdyStatusGuard } from '../bridge/spdy-status-guard.js';
 import { bridgeSpdyToWsExec } from '../bridge/spdy-to-ws-exec.js';
 import { bridgeWsToSpdyExec } from '../bridge/ws-to-spdy-exec.js';
@@ -77,6 +77,8 @@ export interface StreamHandlerConfig {
   handshakeTimeoutMs: number;
   /** How long auto remembers that the other protocol worked. */
   choiceTtlMs: number;
+  /** Where sessions in flight are registered (shutdown, limits). */
+  active?: ActiveSessions;
 }
 
 /** WebSocket remotecommand protocols we can translate, in no particular order (the client's order wins). */
@@ -223,6 +225,8 @@ export class StreamHandler {
     const record = new SessionRecord(
       { subresource: 'other', client: protocol, upstream: protocol, mode: 'relay', namespace: '', pod: '' },
       this.cfg.log,
+      undefined,
+      this.cfg.active,
     );
     record.note('path', (req.url ?? '/').split('?')[0]);
     void relay({ client: socket, upstream: r.socket, clientHead: head, upstreamHead: r.head }, record).then(
@@ -515,6 +519,7 @@ export class StreamHandler {
       { subresource: sr.subresource, client, upstream, mode, namespace: sr.namespace, pod: sr.pod },
       this.cfg.log,
       this.cfg.metrics,
+      this.cfg.active,
     );
   }
 }

@@ -9,7 +9,7 @@ export interface TestShim extends Shim {
   /** Every log line so far, parsed. */
   logs(): Record<string, unknown>[];
   /** The contract's closing `session` lines so far. */
-  sessions(): Record<string, unknown>[];
+  sessionLines(): Record<string, unknown>[];
 }
 
 export async function startTestShim(
@@ -46,6 +46,6 @@ export async function startTestShim(
       agent.destroy();
     },
     logs: () => lines,
-    sessions: () => lines.filter((l) => l['msg'] === 'session'),
+    sessionLines: () => lines.filter((l) => l['msg'] === 'session'),
   };
 }

@@ -68,7 +68,7 @@ describe('WebSocket client → SPDY upstream', async () => {
     // the established marker arrived as the first (empty) stdout message and was not data
     assert.equal(r.channels.get(CH_STDOUT)![0]!.length, 0);
     const line = await waitFor('session line', () =>
-      shim.sessions().find((s) => s['client'] === 'websocket/v5.channel.k8s.io'),
+      shim.sessionLines().find((s) => s['client'] === 'websocket/v5.channel.k8s.io'),
     );
     assert.equal(line['upstream'], 'spdy/v4.channel.k8s.io');
     assert.equal(line['exitCode'], 0);
@@ -128,6 +128,17 @@ describe('WebSocket client → SPDY upstream', async () => {
     assert.deepEqual(decodeStatus(again.text(CH_ERROR)), { kind: 'exit', code: 3 });
   });
 
+  test('a session ended by the shim (shutdown) gives the client a Failure status with the reason', async () => {
+    const c = await connectWsExec(url('hang'), ['v5.channel.k8s.io']);
+    await waitFor('session registered', () => shim.sessions.size > 0);
+    shim.sessions.abortAll('kubeshim is shutting down');
+    await withTimeout(c.done, 5000, 'session end');
+    const status = decodeStatus(c.text(CH_ERROR));
+    assert.equal(status.kind, 'failure');
+    assert.match(status.kind === 'failure' ? status.message : '', /shutting down/);
+    assert.equal(await shim.sessions.whenIdle(1000), true);
+  });
+
   test('a client that disconnects resets the upstream streams and closes its socket', async () => {
     const before = upstream.sockets.length;
     const c = await connectWsExec(url('hang'), ['v5.channel.k8s.io']);
@@ -177,7 +188,7 @@ describe('SPDY client → WebSocket upstream', async () => {
     assert.equal((await c.read('stderr')).toString(), 'eof seen');
     assert.equal((await c.read('error')).toString(), SUCCESS_STATUS_JSON);
     const line = await waitFor('session line', () =>
-      shim.sessions().find((s) => s['client'] === 'spdy/v4.channel.k8s.io'),
+      shim.sessionLines().find((s) => s['client'] === 'spdy/v4.channel.k8s.io'),
     );
     assert.equal(line['upstream'], 'websocket/v5.channel.k8s.io');
   });
@@ -198,9 +209,9 @@ describe('SPDY client → WebSocket upstream', async () => {
 
   test('a client that disconnects closes the upstream WebSocket', async () => {
     const c = await connectSpdyExec(url('hang'), ['v4.channel.k8s.io'], TYPES);
-    const before = shim.sessions().length;
+    const before = shim.sessionLines().length;
     c.socket.destroy();
-    const line = await waitFor('session line', () => shim.sessions()[before], 2000);
+    const line = await waitFor('session line', () => shim.sessionLines()[before], 2000);
     assert.match(String(line['closeReason']), /client/);
   });
 });
