@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { createLogger } from '../observe/logger.js';
 import { parseListen } from './listen-address.js';
-import { startServing } from './serve.js';
+import { type ServeConfig, startServing } from './serve.js';
 import type { UpstreamMode } from './stream-handler.js';
 
 const USAGE = `Usage: kubeshim serve [flags]
@@ -18,10 +18,10 @@ const USAGE = `Usage: kubeshim serve [flags]
 
 const MODES: UpstreamMode[] = ['auto', 'spdy', 'websocket'];
 
-export async function serveCommand(argv: string[]): Promise<number> {
-  let values;
+/** Parsed flags, or the exit code when they are not usable (a message was written). */
+function parseServeArgs(argv: string[]): (Omit<ServeConfig, 'log'> & { logLevel: string }) | number {
   try {
-    values = parseArgs({
+    const { values } = parseArgs({
       args: argv,
       options: {
         listen: { type: 'string', default: '127.0.0.1:8001' },
@@ -36,46 +36,41 @@ export async function serveCommand(argv: string[]): Promise<number> {
       },
       strict: true,
       allowPositionals: false,
-    }).values;
-  } catch (err) {
-    process.stderr.write(`kubeshim serve: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const mode = values['upstream-protocol'] as UpstreamMode;
-  if (!MODES.includes(mode)) {
-    process.stderr.write(`kubeshim serve: --upstream-protocol must be one of ${MODES.join(', ')}\n`);
-    return 2;
-  }
-  let listen;
-  try {
-    listen = parseListen(values.listen);
-  } catch (err) {
-    process.stderr.write(`kubeshim serve: ${(err as Error).message}\n`);
-    return 2;
-  }
-  const log = createLogger({ level: values['log-level'] });
-  let serving;
-  try {
-    serving = await startServing({
-      listen,
+    });
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    const mode = values['upstream-protocol'] as UpstreamMode;
+    if (!MODES.includes(mode)) throw new Error(`--upstream-protocol must be one of ${MODES.join(', ')}`);
+    return {
+      listen: parseListen(values.listen),
       mode,
       upstream: values.upstream,
       kubeconfig: values.kubeconfig,
       context: values.context,
       tlsCert: values['tls-cert'],
       tlsKey: values['tls-key'],
-      log,
-    });
+      logLevel: values['log-level'],
+    };
   } catch (err) {
-    log.fatal({ err: (err as Error).message }, 'cannot start');
-    return 1;
+    process.stderr.write(`kubeshim serve: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
   }
+}
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const parsed = parseServeArgs(argv);
+  if (typeof parsed === 'number') return parsed;
+  const { logLevel, ...config } = parsed;
+  const log = createLogger({ level: logLevel });
+  const serving = await startServing({ ...config, log }).catch((err: Error) => {
+    log.fatal({ err: err.message }, 'cannot start');
+    return undefined;
+  });
+  if (serving === undefined) return 1;
   log.info(
-    { url: serving.shim.url, upstream: serving.target.describe(), upstreamProtocol: mode },
+    { url: serving.shim.url, upstream: serving.target.describe(), upstreamProtocol: config.mode },
     'listening',
   );
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
