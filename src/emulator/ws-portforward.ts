@@ -87,4 +87,5 @@ export function serveWsPortForward(
   });
   ws.on('error', () => {});
   session.signal.addEventListener('abort', () => ws.terminate(), { once: true });
+  ws.resume(); // accepted paused (src/channel/ws-accept.ts): read once the listeners are in place
 }
