@@ -262,6 +262,7 @@ export class FrameParser {
 
   /** Take n buffered bytes: a slice when they lie in one chunk, a copy only across chunks. */
   private consume(n: number): Buffer {
+    if (n === 0) return EMPTY; // a control frame claiming no body, possibly with nothing buffered
     this.buffered -= n;
     const head = this.chunks[0]!;
     if (n === head.length) return this.chunks.shift()!;
@@ -269,16 +270,20 @@ export class FrameParser {
       this.chunks[0] = head.subarray(n);
       return head.subarray(0, n);
     }
+    // a control frame that came in tiny pieces: one splice at the end, not one shift per piece
+    // (shifting tens of thousands of 1-byte chunks one by one is quadratic)
     const out = Buffer.allocUnsafe(n);
     let off = 0;
+    let used = 0;
     while (off < n) {
-      const c = this.chunks[0]!;
+      const c = this.chunks[used]!;
       const take = Math.min(c.length, n - off);
       c.copy(out, off, 0, take);
       off += take;
-      if (take === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(take);
+      if (take === c.length) used++;
+      else this.chunks[used] = c.subarray(take);
     }
+    this.chunks.splice(0, used);
     return out;
   }
 }

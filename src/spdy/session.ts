@@ -95,6 +95,8 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
   private closeError: SpdySessionError | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private ended = false;
+  /** Reading is paused until our answers to the peer (PING echoes, refusals) have drained. */
+  private answersHeld = false;
 
   constructor(
     readonly socket: Duplex,
@@ -126,7 +128,10 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
       takeHead();
       this.parser.write(chunk);
     });
-    socket.on('drain', () => this.flushDrainWaiters());
+    socket.on('drain', () => {
+      this.flushDrainWaiters();
+      this.releaseAnswers();
+    });
     socket.on('end', () => {
       // the peer is done: end our side too (http.Server sockets allow half-open and would linger)
       if (socket.writable) this.endSocket();
@@ -277,7 +282,8 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
 
   /** @internal The stream's reader wants more: resume the socket once no stream is full. */
   resumeFrom(stream: SpdyStream): void {
-    if (this.blocked.delete(stream) && this.blocked.size === 0 && !this.ended) this.socket.resume();
+    if (this.blocked.delete(stream) && this.blocked.size === 0 && !this.answersHeld && !this.ended)
+      this.socket.resume();
   }
 
   /** @internal */
@@ -299,6 +305,25 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
   private writeFrame(frame: Buffer): void {
     if (!this.socket.writable) return;
     this.socket.write(frame);
+  }
+
+  /**
+   * Write a frame the peer's input called for (a PING echo, a refused stream). A peer that floods
+   * us while reading nothing would otherwise pile our answers up without bound: while they cannot
+   * drain, stop reading the peer, as TCP does to a Go peer whose writes block.
+   */
+  private answer(frame: Buffer): void {
+    if (!this.socket.writable) return;
+    if (!this.socket.write(frame) && !this.answersHeld) {
+      this.answersHeld = true;
+      this.socket.pause();
+    }
+  }
+
+  private releaseAnswers(): void {
+    if (!this.answersHeld) return;
+    this.answersHeld = false;
+    if (this.blocked.size === 0 && !this.ended) this.socket.resume();
   }
 
   private flushDrainWaiters(): void {
@@ -372,12 +397,12 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
   ): void {
     if (this.goAwaySent || this.goAwayReceived) return; // spdystream ignores new streams after GOAWAY
     if (streamId <= this.lastPeerStreamId) {
-      this.writeFrame(rstStreamFrame(streamId, RstStatus.PROTOCOL_ERROR));
+      this.answer(rstStreamFrame(streamId, RstStatus.PROTOCOL_ERROR));
       return;
     }
     this.lastPeerStreamId = streamId;
     if (this.streams.size >= this.opts.maxStreams || this.listenerCount('stream') === 0) {
-      this.writeFrame(rstStreamFrame(streamId, RstStatus.REFUSED_STREAM));
+      this.answer(rstStreamFrame(streamId, RstStatus.REFUSED_STREAM));
       return;
     }
     const stream = new SpdyStream(this, streamId, headers, this.opts.streamHighWaterMark);
@@ -410,7 +435,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
   onPing(id: number): void {
     const ours = (id & 1) === (this.role === 'client' ? 1 : 0);
     if (!ours) {
-      this.writeFrame(pingFrame(id));
+      this.answer(pingFrame(id));
       this.emit('ping', id);
       return;
     }
