@@ -11,7 +11,8 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { type KeepaliveOptions, keepWebSocketAlive } from '../bridge/keepalive.js';
 import { bridgeLegacyPortForward, legacyPorts, validPorts } from '../bridge/legacy-portforward.js';
-import { relay } from '../bridge/relay.js';
+import { PortForwardObserver, type RelayFraming } from '../bridge/portforward-observer.js';
+import { type RelayHooks, relay } from '../bridge/relay.js';
 import { type ActiveSessions, type SessionMetricsSink, SessionRecord } from '../bridge/session-record.js';
 import { SpdyStatusGuard } from '../bridge/spdy-status-guard.js';
 import { bridgeSpdyToWsExec } from '../bridge/spdy-to-ws-exec.js';
@@ -79,6 +80,8 @@ export interface StreamHandlerConfig {
   choiceTtlMs: number;
   /** Where sessions in flight are registered (shutdown, limits). */
   active?: ActiveSessions;
+  /** Count forwarded connections of relayed port-forwards by reading their SPDY frames (off: a pure byte relay). */
+  portForwardStats?: boolean;
 }
 
 /** WebSocket remotecommand protocols we can translate, in no particular order (the client's order wins). */
@@ -205,11 +208,19 @@ export class StreamHandler {
             ctx.log,
           )
         : undefined;
-    void relay({ client: socket, upstream: r.socket, clientHead: head, upstreamHead: r.head }, record, {
-      onClientData: guard && ((c) => guard.onClientData(c)),
-      onUpstreamData: guard && ((c) => guard.onUpstreamData(c)),
-      onUpstreamEnd: guard && ((e) => guard.onUpstreamEnd(e)),
-    }).then((reason) => record.finish(reason));
+    const hooks: RelayHooks =
+      sr.subresource === 'portforward'
+        ? this.forwardHooks(ctx, record, relayedFraming(sr, negotiated))
+        : {
+            onClientData: guard && ((c) => guard.onClientData(c)),
+            onUpstreamData: guard && ((c) => guard.onUpstreamData(c)),
+            onUpstreamEnd: guard && ((e) => guard.onUpstreamEnd(e)),
+          };
+    void relay(
+      { client: socket, upstream: r.socket, clientHead: head, upstreamHead: r.head },
+      record,
+      hooks,
+    ).then((reason) => record.finish(reason));
     return undefined;
   }
 
@@ -374,12 +385,15 @@ export class StreamHandler {
       record.note('keepalive', why);
       ws.terminate();
     });
-    void relay({ client: new TunnelStream(ws), upstream: r.socket, upstreamHead: r.head }, record).then(
-      (reason) => {
-        stopKeepalive();
-        record.finish(reason);
-      },
-    );
+    const hooks = this.forwardHooks(ctx, record, 'spdy');
+    void relay(
+      { client: new TunnelStream(ws), upstream: r.socket, upstreamHead: r.head },
+      record,
+      hooks,
+    ).then((reason) => {
+      stopKeepalive();
+      record.finish(reason);
+    });
     return undefined;
   }
 
@@ -403,7 +417,8 @@ export class StreamHandler {
       record.note('keepalive', why);
       ws.terminate();
     });
-    void relay({ client: socket, clientHead: head, upstream: new TunnelStream(ws) }, record).then(
+    const hooks = this.forwardHooks(ctx, record, 'spdy');
+    void relay({ client: socket, clientHead: head, upstream: new TunnelStream(ws) }, record, hooks).then(
       (reason) => {
         stopKeepalive();
         record.finish(reason);
@@ -465,6 +480,17 @@ export class StreamHandler {
   }
 
   // ---- helpers -----------------------------------------------------------------------------------
+
+  /**
+   * A relayed port-forward's figures: with `portForwardStats`, an observer reads the SPDY session the
+   * relay carries and counts connections; else (or for a legacy channel relay, `framing` undefined)
+   * the session line says they were not counted.
+   */
+  private forwardHooks(ctx: Ctx, record: SessionRecord, framing: RelayFraming | undefined): RelayHooks {
+    if (this.cfg.portForwardStats && framing) return new PortForwardObserver(record, ctx.log, framing).hooks;
+    record.note('portForwardStats', this.cfg.portForwardStats ? 'unavailable' : 'off');
+    return {};
+  }
 
   private async credentialPolicy(): Promise<CredentialPolicy> {
     return {
@@ -538,6 +564,12 @@ export function tunnelProtocols(offered: string[]): string[] {
   return offered
     .filter((p) => p.startsWith(TUNNEL_PREFIX) && p.endsWith('.k8s.io'))
     .map((p) => p.slice(TUNNEL_PREFIX.length));
+}
+
+/** What a pass-through port-forward relay carries: SPDY, a tunnel's frames, or (legacy) channels. */
+function relayedFraming(sr: StreamRequest, negotiated: string): RelayFraming | undefined {
+  if (sr.client.kind === 'spdy') return 'spdy';
+  return negotiated.startsWith(TUNNEL_PREFIX) ? 'websocket' : undefined;
 }
 
 function headerValue(v: string | string[] | undefined): string {
