@@ -39,6 +39,8 @@ export interface ShimOptions {
   spdyPingTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   choiceTtlMs?: number;
+  /** Count port-forward connections by reading relayed SPDY frames (StreamHandlerConfig). */
+  portForwardStats?: boolean;
 }
 
 export interface Shim {
@@ -64,6 +66,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     spdyPingTimeoutMs: opts.spdyPingTimeoutMs ?? 30_000,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 30_000,
     choiceTtlMs: opts.choiceTtlMs ?? 10 * 60_000,
+    portForwardStats: opts.portForwardStats,
   });
   const plain = createPlainProxy(opts.target, log);
   const endpoints = opts.endpoints ?? [];

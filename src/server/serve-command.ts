@@ -14,6 +14,7 @@ const USAGE = `Usage: kubeshim serve [flags]
   --upstream-protocol MODE    auto | spdy | websocket (default auto)
   --tls-cert FILE --tls-key FILE   serve HTTPS
   --log-level LEVEL           pino level (default info)
+  --port-forward-stats        count port-forward connections and their bytes (reads relayed SPDY frames)
 `;
 
 const MODES: UpstreamMode[] = ['auto', 'spdy', 'websocket'];
@@ -32,6 +33,7 @@ function parseServeArgs(argv: string[]): (Omit<ServeConfig, 'log'> & { logLevel:
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
+        'port-forward-stats': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -52,6 +54,7 @@ function parseServeArgs(argv: string[]): (Omit<ServeConfig, 'log'> & { logLevel:
       tlsCert: values['tls-cert'],
       tlsKey: values['tls-key'],
       logLevel: values['log-level'],
+      portForwardStats: values['port-forward-stats'],
     };
   } catch (err) {
     process.stderr.write(`kubeshim serve: ${(err as Error).message}\n\n${USAGE}`);

@@ -17,6 +17,8 @@ export interface ServeConfig extends TargetOptions {
   tlsCert?: string;
   tlsKey?: string;
   log: Logger;
+  /** `--port-forward-stats`: per-connection port-forward figures. */
+  portForwardStats?: boolean;
 }
 
 export interface Serving {
@@ -46,6 +48,7 @@ export async function startServing(cfg: ServeConfig, env: NodeJS.ProcessEnv = pr
     log: cfg.log,
     metrics,
     endpoints: [health.handle, metrics.handle],
+    portForwardStats: cfg.portForwardStats,
   });
   return { shim, target, metrics, close: () => shim.close() };
 }
