@@ -24,7 +24,7 @@ const COMMANDS: Record<string, Handler | undefined> = {
   serve: async (argv) => (await import('./server/serve-command.js')).serveCommand(argv),
   demo: async (argv) => (await import('./emulator/demo.js')).demoCommand(argv),
   kubeconfig: async (argv) => (await import('./server/kubeconfig-command.js')).kubeconfigCommand(argv),
-  doctor: undefined,
+  doctor: async (argv) => (await import('./doctor/doctor-command.js')).doctorCommand(argv),
 };
 
 export async function main(argv: string[]): Promise<number> {
