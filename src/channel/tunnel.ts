@@ -25,9 +25,11 @@ export class TunnelStream extends Duplex {
       allowHalfOpen: false,
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (this.destroyed) return; // after a violation: let the close handshake finish, read nothing
       if (!isBinary) {
-        this.destroy(new ChannelProtocolError('text message in a port-forward tunnel', 1003));
+        // close first: destroying a stream whose WebSocket is still open terminates it (1006)
         ws.close(1003, 'text message in a binary tunnel');
+        this.destroy(new ChannelProtocolError('text message in a port-forward tunnel', 1003));
         return;
       }
       for (const buf of toBuffers(data)) if (!this.push(buf)) ws.pause();
