@@ -82,6 +82,8 @@ export interface StreamHandlerConfig {
   active?: ActiveSessions;
   /** Count forwarded connections of relayed port-forwards by reading their SPDY frames (off: a pure byte relay). */
   portForwardStats?: boolean;
+  /** Largest SPDY control frame and inflated header block accepted from a peer (default: the core's). */
+  spdyMaxHeaderBytes?: number;
 }
 
 /** WebSocket remotecommand protocols we can translate, in no particular order (the client's order wins). */
@@ -536,6 +538,8 @@ export class StreamHandler {
       head,
       pingIntervalMs: this.cfg.spdyPingMs,
       pingTimeoutMs: this.cfg.spdyPingTimeoutMs,
+      maxControlFrameSize: this.cfg.spdyMaxHeaderBytes,
+      maxHeaderBytes: this.cfg.spdyMaxHeaderBytes,
     });
   }
 
