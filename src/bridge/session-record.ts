@@ -39,6 +39,11 @@ export class ActiveSessions {
     return this.records.size;
   }
 
+  /** The sessions in flight (limits look at their byte counts). */
+  [Symbol.iterator](): IterableIterator<SessionRecord> {
+    return this.records.values();
+  }
+
   /** @internal SessionRecord registers itself. */
   add(record: SessionRecord): void {
     this.records.add(record);
