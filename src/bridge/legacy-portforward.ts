@@ -5,6 +5,9 @@
  * SPDY `data` stream; channel 2i+1 carries errors from the server to the client only, backed by a
  * SPDY `error` stream (a proxy that copies errors both ways keeps clients alive after the pod is
  * gone, §9). The WebSocket closes once every pair has finished.
+ *
+ * The session line has the figures the observer gives relayed sessions (portforward-observer.ts):
+ * `ports`, `connections` (one per port, §4.2) and `forwards` (per port: bytes each way, errors).
  */
 import type { RawData, WebSocket } from 'ws';
 import { decodeMessage, encodePortPreamble } from '../channel/codec.js';
@@ -13,6 +16,7 @@ import { afterWsFlush, wsSocket } from '../channel/ws-flow.js';
 import type { Logger } from '../observe/logger.js';
 import type { SpdySession, SpdyStream } from '../spdy/session.js';
 import { type KeepaliveOptions, keepWebSocketAlive } from './keepalive.js';
+import type { PortFigures } from './portforward-observer.js';
 import type { SessionRecord } from './session-record.js';
 
 export interface LegacyPortForwardParams {
@@ -45,6 +49,9 @@ export function bridgeLegacyPortForward(p: LegacyPortForwardParams): Promise<voi
 
 class LegacyPortForward {
   private readonly data: (SpdyStream | undefined)[] = [];
+  /** Figures of each pair's port (a port named twice shares one entry). */
+  private readonly figures: PortFigures[];
+  private connections = 0;
   /** Streams (data and error of every pair) still to end before the WebSocket closes. */
   private open: number;
   private finished = false;
@@ -54,6 +61,14 @@ class LegacyPortForward {
 
   constructor(private readonly p: LegacyPortForwardParams) {
     this.open = p.ports.length * 2;
+    const perPort: Record<string, PortFigures> = {};
+    this.figures = p.ports.map(
+      (port) => (perPort[port] ??= { connections: 0, bytesIn: 0, bytesOut: 0, errors: 0 }),
+    );
+    p.record.note('portForwardStats', 'translator');
+    p.record.note('ports', p.ports);
+    p.record.note('connections', 0);
+    p.record.note('forwards', perPort);
   }
 
   run(): Promise<void> {
@@ -84,7 +99,6 @@ class LegacyPortForward {
       this.send(2 * i, encodePortPreamble(port));
       this.send(2 * i + 1, encodePortPreamble(port));
     });
-    this.p.record.note('ports', ports);
     Promise.all(ports.map((port, i) => this.openPair(port, i))).then(
       () => {
         if (!this.finished) client.resume();
@@ -104,14 +118,23 @@ class LegacyPortForward {
   private async openPair(port: number, i: number): Promise<void> {
     const { upstream, record } = this.p;
     const headers = { port: String(port), requestid: String(i) };
+    const figures = this.figures[i]!;
     const error = await upstream.openStream({ streamtype: 'error', ...headers });
     error.end();
-    error.on('data', (chunk: Buffer) => this.send(2 * i + 1, chunk));
+    let failed = false;
+    error.on('data', (chunk: Buffer) => {
+      if (!failed) figures.errors++;
+      failed = true;
+      this.send(2 * i + 1, chunk);
+    });
     error.once('end', () => this.streamEnded());
     const data = await upstream.openStream({ streamtype: 'data', ...headers });
     this.data[i] = data;
+    figures.connections++;
+    record.note('connections', ++this.connections);
     data.on('data', (chunk: Buffer) => {
       record.bytesOut += chunk.length;
+      figures.bytesOut += chunk.length;
       this.send(2 * i, chunk);
       if (wsSocket(this.p.client)?.writableNeedDrain) {
         data.pause();
@@ -136,6 +159,7 @@ class LegacyPortForward {
     const stream = this.data[msg.channel / 2];
     if (stream === undefined || stream.writableEnded) return;
     this.p.record.bytesIn += msg.payload.length;
+    this.figures[msg.channel / 2]!.bytesIn += msg.payload.length;
     if (!stream.write(msg.payload)) {
       if (this.clientWaits++ === 0) this.p.client.pause();
       stream.once('drain', () => {
