@@ -77,7 +77,7 @@ export function readRefusal(
   }
 
   const text = oneLine(refusal.body.toString('utf8'));
-  const server = header(refusal, 'server');
+  const server = headerOf(refusal, 'server');
   const accepted = headerValues(refusal, 'x-accepted-stream-protocol-versions');
   if (accepted.length > 0)
     return {
@@ -172,7 +172,7 @@ function headerValues(refusal: Refusal, name: string): string[] {
   return out;
 }
 
-function header(refusal: Refusal, name: string): string | undefined {
+export function headerOf(refusal: Refusal, name: string): string | undefined {
   return headerValues(refusal, name)[0];
 }
 

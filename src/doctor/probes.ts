@@ -23,6 +23,7 @@ import type { UpstreamProtocol } from '../upstream/choice.js';
 import { dialUpgrade, dialWebSocket, type Refusal } from '../upstream/dial.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import {
+  headerOf,
   oneLine,
   type Reading,
   readDialError,
@@ -116,7 +117,7 @@ export async function probeDiscovery(ctx: ProbeContext): Promise<ProbeResult> {
       ...base,
       verdict: 'fail',
       statusCode: code,
-      answer: `${failed.path}: ${code} ${oneLine(failed.answer.body.toString('utf8'))}`.trim(),
+      answer: `${failed.path}: ${code} ${oneLine(failed.answer.body.toString('utf8'))}${from(failed.answer)}`,
       why:
         code === 401
           ? 'the credentials were refused: check --kubeconfig/--context'
@@ -347,6 +348,12 @@ function credentialFailure(err: Error): Reading {
     answer: `no credentials: ${oneLine(err.message)}`,
     why: 'the kubeconfig credential (token file or exec plugin) failed',
   };
+}
+
+/** ` from <Server header>` when the answer has one: often the name of the hop that answered. */
+function from(refusal: Refusal): string {
+  const server = headerOf(refusal, 'server');
+  return server ? ` from ${server}` : '';
 }
 
 function podPath(pod: ProbePod, subresource: StreamSubresource): string {

@@ -7,7 +7,6 @@
 import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { CH_ERROR, decodeMessage } from '../channel/codec.js';
-import { toBuffers } from '../channel/tunnel.js';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import { decodeStatus, type StatusOutcome } from '../k8s/status.js';
 import { SpdySession } from '../spdy/session.js';
@@ -67,44 +66,37 @@ export async function runSpdyExec(
   }
 }
 
-/** An exec over a WebSocket v5 connection: read channel 3 until the server closes. */
+/**
+ * An exec over a WebSocket v5 connection: the status is one message on channel 3 (§3.4); once it is
+ * in, the session is over for the client (kubectl returns then too), whatever the server's close.
+ */
 export async function runWsExec(ws: WebSocket, deadlineMs: number): Promise<SessionEnd> {
   const started = performance.now();
-  const status: Buffer[] = [];
-  let size = 0;
-  let statusAt: number | undefined;
-  const closed = new Promise<string>((resolve) => {
+  const ended = new Promise<{ status: Buffer } | { cut: string }>((resolve) => {
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      for (const buf of toBuffers(data)) {
-        let msg: ReturnType<typeof decodeMessage>;
-        try {
-          msg = decodeMessage(buf, isBinary, false);
-        } catch {
-          continue;
-        }
-        if (msg?.channel === CH_ERROR && size < MAX_STATUS_BYTES) {
-          statusAt ??= performance.now();
-          status.push(Buffer.from(msg.payload));
-          size += msg.payload.length;
-        }
+      try {
+        const msg = decodeMessage(data as Buffer, isBinary, false);
+        if (msg?.channel === CH_ERROR) resolve({ status: Buffer.from(msg.payload) });
+      } catch {
+        // a text message is not ours to judge here: the status decides
       }
     });
     ws.on('error', () => {});
     ws.once('close', (code: number, reason: Buffer) =>
-      resolve(
-        code === 1006
-          ? 'the connection closed without a WebSocket close frame (1006)'
-          : `WebSocket closed with ${code}${reason.length ? ` ${reason.toString()}` : ''}`,
-      ),
+      resolve({
+        cut:
+          code === 1006
+            ? 'the connection closed without a WebSocket close frame (1006)'
+            : `WebSocket closed with ${code}${reason.length ? ` ${reason.toString()}` : ''} and no status`,
+      }),
     );
     ws.resume();
   });
-  const how = await within(closed, deadlineMs);
-  // the server closes after the status: the session's time is the status's
-  const elapsedMs = (statusAt ?? performance.now()) - started;
-  if (how === undefined) ws.terminate();
-  if (size > 0) return { outcome: decodeStatus(Buffer.concat(status)), elapsedMs };
-  return how === undefined ? { elapsedMs } : { cut: how, elapsedMs };
+  const end = await within(ended, deadlineMs);
+  const elapsedMs = performance.now() - started;
+  ws.terminate();
+  if (end === undefined) return { elapsedMs };
+  return 'status' in end ? { outcome: decodeStatus(end.status), elapsedMs } : { cut: end.cut, elapsedMs };
 }
 
 /** A port-forward session without forwarded connections (nothing runs in the pod). */
