@@ -54,14 +54,25 @@ export function classifyUpgrade(req: IncomingMessage): StreamRequest | undefined
   } else {
     return undefined;
   }
+  const namespace = decodeSegment(m[1]!);
+  const pod = decodeSegment(m[2]!);
+  if (namespace === undefined || pod === undefined) return undefined; // malformed %-escapes: not ours to read
   return {
     subresource: m[3] as Subresource,
-    namespace: decodeURIComponent(m[1]!),
-    pod: decodeURIComponent(m[2]!),
+    namespace,
+    pod,
     pathAndQuery,
     query: new URLSearchParams(q < 0 ? '' : pathAndQuery.slice(q + 1)),
     client,
   };
+}
+
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Which streams an exec/attach session has, from its query (§1.1; the CRI counts from the query too). */
