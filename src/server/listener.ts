@@ -1,6 +1,9 @@
 /**
- * The shim's HTTP(S) listener: each request is classified once — shim endpoints (health, metrics),
- * plain API traffic (http-proxy), streaming upgrades (the stream handler), other upgrades (relayed).
+ * The shim's HTTP(S) listener: each request is checked once for who may use the shim (access.ts),
+ * then classified — shim endpoints (health, metrics), plain API traffic (http-proxy), streaming
+ * upgrades (the stream handler, within the session limit), other upgrades (relayed). Whatever a
+ * request does wrong is answered on its own connection; nothing a client sends can stop the
+ * listener serving the others.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -11,7 +14,18 @@ import { ActiveSessions } from '../bridge/session-record.js';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
 import { syntheticRefusal } from '../upstream/dial.js';
+import {
+  AccessControl,
+  acceptedHosts,
+  DEFAULT_ACCEPT_HOSTS,
+  DEFAULT_ACCEPT_PATHS,
+  DEFAULT_REJECT_PATHS,
+  type Denial,
+  decodedPath,
+  parsePatterns,
+} from './access.js';
 import { classifyUpgrade } from './classify.js';
+import { DEFAULT_LIMITS, SessionGate, watchIdleSessions } from './limits.js';
 import { createPlainProxy } from './plain-proxy.js';
 import {
   replyRefusal,
@@ -27,13 +41,22 @@ export type LocalEndpoint = (req: IncomingMessage, res: ServerResponse) => boole
 export interface ShimOptions {
   host: string;
   port: number;
-  tls?: { cert: Buffer | string; key: Buffer | string };
+  tls?: {
+    cert: Buffer | string;
+    key: Buffer | string;
+    /** CA of client certificates: clients must present a certificate it signed (mTLS, `--client-ca`). */
+    clientCa?: Buffer | string;
+  };
   target: StreamTarget;
   mode: UpstreamMode;
   log: Logger;
   metrics?: UpgradeMetricsSink;
-  /** Shim endpoints (health, metrics), tried before anything is proxied. */
+  /** Probe endpoints (health), answered before the access checks: probes bring no credentials. */
+  probes?: LocalEndpoint[];
+  /** Shim endpoints (metrics), tried after the access checks, before anything is proxied. */
   endpoints?: LocalEndpoint[];
+  /** Who may use the shim; default: the default hosts plus the listen host, any path, no token. */
+  access?: AccessControl;
   keepalive?: KeepaliveOptions;
   spdyPingMs?: number;
   spdyPingTimeoutMs?: number;
@@ -41,6 +64,10 @@ export interface ShimOptions {
   choiceTtlMs?: number;
   /** Count port-forward connections by reading relayed SPDY frames (StreamHandlerConfig). */
   portForwardStats?: boolean;
+  /** Limits (limits.ts); defaults in DEFAULT_LIMITS. */
+  maxSessions?: number;
+  maxHeaderBytes?: number;
+  idleTimeoutMs?: number;
 }
 
 export interface Shim {
@@ -49,12 +76,26 @@ export interface Shim {
   server: http.Server;
   /** Streaming sessions in flight. */
   sessions: ActiveSessions;
+  /** Refuse new sessions from now on (503), the first step of a graceful stop (shutdown.ts). */
+  stopAccepting(): void;
+  /** Stop at once: the listener and its connections (sessions are ended by their sockets closing). */
   close(): Promise<void>;
 }
 
 export async function startShim(opts: ShimOptions): Promise<Shim> {
   const { log } = opts;
+  const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_LIMITS.handshakeTimeoutMs;
+  const maxHeaderBytes = opts.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes;
   const sessions = new ActiveSessions();
+  const gate = new SessionGate(sessions, opts.maxSessions ?? DEFAULT_LIMITS.maxSessions);
+  const access =
+    opts.access ??
+    new AccessControl({
+      acceptHosts: acceptedHosts(parsePatterns('hosts', DEFAULT_ACCEPT_HOSTS.join(',')), opts.host),
+      acceptPaths: parsePatterns('paths', DEFAULT_ACCEPT_PATHS.join(',')),
+      rejectPaths: parsePatterns('paths', DEFAULT_REJECT_PATHS.join(',')),
+    });
+  let accepting = true;
   const streams = new StreamHandler({
     active: sessions,
     target: opts.target,
@@ -64,37 +105,106 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     keepalive: opts.keepalive ?? DEFAULT_KEEPALIVE,
     spdyPingMs: opts.spdyPingMs ?? 5000,
     spdyPingTimeoutMs: opts.spdyPingTimeoutMs ?? 30_000,
-    handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 30_000,
+    handshakeTimeoutMs,
     choiceTtlMs: opts.choiceTtlMs ?? 10 * 60_000,
     portForwardStats: opts.portForwardStats,
+    spdyMaxHeaderBytes: maxHeaderBytes,
   });
   const plain = createPlainProxy(opts.target, log);
+  const probes = opts.probes ?? [];
   const endpoints = opts.endpoints ?? [];
 
+  const denied = (req: IncomingMessage, d: Denial) =>
+    log.warn(
+      { remote: req.socket.remoteAddress, method: req.method, path: decodedPath(req.url), status: d.status },
+      `request denied: ${d.message}`,
+    );
+
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    for (const probe of probes) if (probe(req, res)) return;
+    const denial = access.check(req);
+    if (denial) {
+      denied(req, denial);
+      const body = encodeStatus(apiStatus(denial.status, denial.reason, denial.message));
+      res.writeHead(denial.status, { 'content-type': 'application/json', 'content-length': body.length });
+      res.end(body);
+      return;
+    }
     for (const endpoint of endpoints) if (endpoint(req, res)) return;
     plain(req, res);
   };
-  const server = opts.tls
-    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest)
-    : http.createServer(onRequest);
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', (err: Error) => log.debug({ err: err.message }, 'client socket error'));
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const denial = access.check(req);
+    if (denial) {
+      denied(req, denial);
+      replyRefusal(socket, syntheticRefusal(denial.status, denial.message, denial.reason));
+      return;
+    }
+    // refused before anything is upgraded: kubectl prints the Status message
+    if (!accepting) {
+      replyRefusal(socket, syntheticRefusal(503, 'kubeshim is shutting down'));
+      return;
+    }
+    const release = gate.tryEnter();
+    if (release === undefined) {
+      log.warn({ limit: gate.limit, remote: req.socket.remoteAddress }, 'session refused: at --max-sessions');
+      replyRefusal(socket, syntheticRefusal(503, `kubeshim is at its limit of ${gate.limit} sessions`));
+      return;
+    }
     const sr = classifyUpgrade(req);
     const work = sr ? streams.handle(req, socket, head, sr) : streams.relayOther(req, socket, head);
-    work.catch((err: Error) => {
-      log.error({ err: err.message, url: req.url }, 'upgrade failed');
-      replyRefusal(socket, syntheticRefusal(500, `kubeshim: ${err.message}`, 'InternalError'));
-    });
+    work
+      .catch((err: Error) => {
+        log.error({ err: err.message, url: req.url }, 'upgrade failed');
+        replyRefusal(socket, syntheticRefusal(500, `kubeshim: ${err.message}`, 'InternalError'));
+      })
+      .finally(release);
+  };
+
+  const serverOptions: http.ServerOptions = {
+    maxHeaderSize: maxHeaderBytes,
+    headersTimeout: handshakeTimeoutMs,
+    requestTimeout: Math.max(300_000, handshakeTimeoutMs),
+    // how often the head timeout is enforced (Node's default, 30 s, would stretch a short one)
+    connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(handshakeTimeoutMs / 4))),
+  };
+  const server = opts.tls
+    ? https.createServer(
+        {
+          ...serverOptions,
+          cert: opts.tls.cert,
+          key: opts.tls.key,
+          handshakeTimeout: handshakeTimeoutMs,
+          ...(opts.tls.clientCa !== undefined
+            ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: true }
+            : {}),
+        },
+        onRequest,
+      )
+    : http.createServer(serverOptions, onRequest);
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', (err: Error) => log.debug({ err: err.message }, 'client socket error'));
+    try {
+      onUpgrade(req, socket, head);
+    } catch (err) {
+      log.error({ err: (err as Error).message, url: req.url }, 'upgrade failed');
+      replyRefusal(socket, syntheticRefusal(500, `kubeshim: ${(err as Error).message}`, 'InternalError'));
+    }
   });
-  server.on('clientError', (err: Error, socket: Duplex) => {
-    log.debug({ err: err.message }, 'malformed request');
-    if (!socket.writable) return;
-    const body = encodeStatus(apiStatus(400, 'BadRequest', `malformed request: ${err.message}`));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'BadRequest'];
+    log.info({ err: err.message, code: err.code, status }, 'malformed request');
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const body = encodeStatus(apiStatus(status, reason, `malformed request: ${err.message}`));
     socket.end(
-      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
     );
   });
+  server.on('tlsClientError', (err: Error) => log.info({ err: err.message }, 'TLS handshake failed'));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -103,6 +213,9 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
       resolve();
     });
   });
+  // e.g. EMFILE on accept: logged, the listener goes on (an unhandled 'error' would end the process)
+  server.on('error', (err: Error) => log.error({ err: err.message }, 'listener error'));
+  const stopIdle = watchIdleSessions(sessions, opts.idleTimeoutMs ?? DEFAULT_LIMITS.idleTimeoutMs, log);
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${opts.tls ? 'https' : 'http'}://${host}:${addr.port}`;
@@ -110,10 +223,20 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     url,
     server,
     sessions,
+    stopAccepting: () => {
+      accepting = false;
+    },
     close: () =>
       new Promise<void>((resolve) => {
+        stopIdle();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
 }
+
+/** Answers to requests the HTTP parser refused (the rest get 400). */
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'RequestHeaderFieldsTooLarge'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Timeout'],
+};

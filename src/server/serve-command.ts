@@ -1,6 +1,11 @@
-/** `kubeshim serve`: flags of the contract (design.md) → startServing; runs until SIGINT/SIGTERM. */
+/**
+ * `kubeshim serve`: flags of the contract (design.md) → startServing; runs until SIGINT/SIGTERM,
+ * then stops gracefully (a second signal cuts the grace period short).
+ */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../observe/logger.js';
+import { DEFAULT_ACCEPT_HOSTS, parsePatterns } from './access.js';
+import { DEFAULT_LIMITS, formatDuration, parseCount, parseDuration } from './limits.js';
 import { parseListen } from './listen-address.js';
 import { type ServeConfig, startServing } from './serve.js';
 import type { UpstreamMode } from './stream-handler.js';
@@ -15,12 +20,34 @@ const USAGE = `Usage: kubeshim serve [flags]
   --tls-cert FILE --tls-key FILE   serve HTTPS
   --log-level LEVEL           pino level (default info)
   --port-forward-stats        count port-forward connections and their bytes (reads relayed SPDY frames)
+
+Who may use it:
+  --accept-hosts REGEXES      Host (and Origin) patterns, comma-separated
+                              (default ${DEFAULT_ACCEPT_HOSTS.join(',')} plus the listen host)
+  --accept-paths REGEXES      paths served (default ^.*)
+  --reject-paths REGEXES      paths refused (default none: unlike kubectl proxy, exec and attach are served)
+  --client-ca FILE            TLS listener: clients must present a certificate signed by this CA
+  --token-file FILE           clients must present this bearer token (it is never sent upstream)
+  --insecure-listen-anywhere  allow a non-loopback --listen without TLS and --client-ca/--token-file
+
+Limits:
+  --max-sessions N            streaming sessions at once; more get 503 (default ${DEFAULT_LIMITS.maxSessions}; 0: no limit)
+  --handshake-timeout DUR     for a client's request head and the upstream's upgrade answer (default ${formatDuration(DEFAULT_LIMITS.handshakeTimeoutMs)})
+  --max-header-bytes N        largest request head, SPDY header block and control frame (default ${DEFAULT_LIMITS.maxHeaderBytes})
+  --idle-timeout DUR          end sessions with no data either way for this long (default 0: never)
+  --ping-interval DUR         keepalive pings toward SPDY and WebSocket peers (default 5s)
+  --ping-timeout DUR          end a session whose peer leaves pings unanswered this long (default 30s)
+  --shutdown-grace DUR        on SIGTERM, time open sessions get to finish (default 10s)
+
+Durations are Go-style (500ms, 30s, 5m, 1h30m); a bare number is seconds.
 `;
 
 const MODES: UpstreamMode[] = ['auto', 'spdy', 'websocket'];
 
+type ServeArgs = Omit<ServeConfig, 'log'> & { logLevel: string; shutdownGraceMs: number };
+
 /** Parsed flags, or the exit code when they are not usable (a message was written). */
-function parseServeArgs(argv: string[]): (Omit<ServeConfig, 'log'> & { logLevel: string }) | number {
+function parseServeArgs(argv: string[]): ServeArgs | number {
   try {
     const { values } = parseArgs({
       args: argv,
@@ -34,6 +61,19 @@ function parseServeArgs(argv: string[]): (Omit<ServeConfig, 'log'> & { logLevel:
         'tls-key': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
         'port-forward-stats': { type: 'boolean', default: false },
+        'accept-hosts': { type: 'string' },
+        'accept-paths': { type: 'string' },
+        'reject-paths': { type: 'string' },
+        'client-ca': { type: 'string' },
+        'token-file': { type: 'string' },
+        'insecure-listen-anywhere': { type: 'boolean', default: false },
+        'max-sessions': { type: 'string' },
+        'handshake-timeout': { type: 'string' },
+        'max-header-bytes': { type: 'string' },
+        'idle-timeout': { type: 'string', default: '0' },
+        'ping-interval': { type: 'string', default: '5s' },
+        'ping-timeout': { type: 'string', default: '30s' },
+        'shutdown-grace': { type: 'string', default: '10s' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -45,6 +85,12 @@ function parseServeArgs(argv: string[]): (Omit<ServeConfig, 'log'> & { logLevel:
     }
     const mode = values['upstream-protocol'] as UpstreamMode;
     if (!MODES.includes(mode)) throw new Error(`--upstream-protocol must be one of ${MODES.join(', ')}`);
+    const optional = <T>(value: string | undefined, parse: (v: string) => T) =>
+      value === undefined ? undefined : parse(value);
+    const patterns = (flag: string) => (v: string) => parsePatterns(flag, v);
+    const maxHeaderBytes = optional(values['max-header-bytes'], (v) => parseCount('--max-header-bytes', v));
+    if (maxHeaderBytes !== undefined && maxHeaderBytes < 1024)
+      throw new Error('--max-header-bytes must be at least 1024');
     return {
       listen: parseListen(values.listen),
       mode,
@@ -55,6 +101,21 @@ function parseServeArgs(argv: string[]): (Omit<ServeConfig, 'log'> & { logLevel:
       tlsKey: values['tls-key'],
       logLevel: values['log-level'],
       portForwardStats: values['port-forward-stats'],
+      acceptHosts: optional(values['accept-hosts'], patterns('--accept-hosts')),
+      acceptPaths: optional(values['accept-paths'], patterns('--accept-paths')),
+      rejectPaths: optional(values['reject-paths'], patterns('--reject-paths')),
+      clientCa: values['client-ca'],
+      tokenFile: values['token-file'],
+      insecureListenAnywhere: values['insecure-listen-anywhere'],
+      limits: {
+        maxSessions: optional(values['max-sessions'], (v) => parseCount('--max-sessions', v)),
+        handshakeTimeoutMs: optional(values['handshake-timeout'], (v) => positive('--handshake-timeout', v)),
+        maxHeaderBytes,
+        idleTimeoutMs: parseDuration('--idle-timeout', values['idle-timeout']),
+      },
+      pingIntervalMs: parseDuration('--ping-interval', values['ping-interval']),
+      pingTimeoutMs: parseDuration('--ping-timeout', values['ping-timeout']),
+      shutdownGraceMs: parseDuration('--shutdown-grace', values['shutdown-grace']),
     };
   } catch (err) {
     process.stderr.write(`kubeshim serve: ${(err as Error).message}\n\n${USAGE}`);
@@ -62,10 +123,18 @@ function parseServeArgs(argv: string[]): (Omit<ServeConfig, 'log'> & { logLevel:
   }
 }
 
+function positive(flag: string, value: string): number {
+  const ms = parseDuration(flag, value);
+  if (ms <= 0) throw new Error(`${flag} must be more than 0`);
+  return ms;
+}
+
 export async function serveCommand(argv: string[]): Promise<number> {
   const parsed = parseServeArgs(argv);
   if (typeof parsed === 'number') return parsed;
-  const { logLevel, ...config } = parsed;
+  const { logLevel, shutdownGraceMs, ...config } = parsed;
+  // unset limits fall back to the defaults
+  config.limits = Object.fromEntries(Object.entries(config.limits ?? {}).filter(([, v]) => v !== undefined));
   const log = createLogger({ level: logLevel });
   const serving = await startServing({ ...config, log }).catch((err: Error) => {
     log.fatal({ err: err.message }, 'cannot start');
@@ -76,11 +145,19 @@ export async function serveCommand(argv: string[]): Promise<number> {
     { url: serving.shim.url, upstream: serving.target.describe(), upstreamProtocol: config.mode },
     'listening',
   );
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
-  log.info({ signal }, 'stopping');
-  await serving.close();
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const nextSignal = () =>
+    new Promise<NodeJS.Signals>((resolve) => {
+      const on = (s: NodeJS.Signals) => {
+        for (const name of signals) process.off(name, on);
+        resolve(s);
+      };
+      for (const name of signals) process.on(name, on);
+    });
+  const signal = await nextSignal();
+  log.info({ signal, grace: formatDuration(shutdownGraceMs) }, 'stopping');
+  const hurry = nextSignal().then((s) => log.warn({ signal: s }, 'second signal: ending sessions now'));
+  await serving.shutdown(shutdownGraceMs, hurry);
+  log.info('stopped');
   return 0;
 }
