@@ -10,15 +10,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runDoctor } from '../../src/doctor/doctor.js';
 import { type Emulator, type Generation, startEmulator } from '../../src/emulator/index.js';
-import { type KubectlVersion, runKubectl, startKubectl } from '../support/kubectl.js';
+import { type KubectlVersion, runKubectl } from '../support/kubectl.js';
+import { echoThroughPortForward } from '../support/port-forward.js';
 import { REPO, runCli, type ServeProcess, startServe } from '../support/processes.js';
-import { freePort, waitFor, withTimeout } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 
 let dir: string;
 let good: Certs;
@@ -102,29 +102,9 @@ async function assertExec(version: KubectlVersion, env: NodeJS.ProcessEnv): Prom
   assert.equal(r.stdout.toString(), `hello from ${version}\n`);
 }
 
-/** kubectl port-forward to the pod's echo port, one connection through it, then stop. */
 async function assertPortForward(version: KubectlVersion, env: NodeJS.ProcessEnv): Promise<void> {
-  const local = await freePort();
-  const pf = startKubectl(version, ['port-forward', 'demo', `${local}:8080`], { env });
-  try {
-    await waitFor(`kubectl ${version} port-forward`, () => pf.output().includes('Forwarding from'), 20_000);
-    const echoed = await withTimeout(
-      new Promise<string>((resolve, reject) => {
-        const s = connect(local, '127.0.0.1', () => s.end(`ping ${version}\n`));
-        let got = '';
-        s.on('data', (d: Buffer) => {
-          got += d.toString();
-        });
-        s.on('end', () => resolve(got));
-        s.on('error', reject);
-      }),
-      10_000,
-      'the echo through port-forward',
-    );
-    assert.equal(echoed, `ping ${version}\n`, pf.output());
-  } finally {
-    await pf.stop();
-  }
+  const { sent, echoed, output } = await echoThroughPortForward(version, env);
+  assert.equal(echoed, sent, output);
 }
 
 /**
