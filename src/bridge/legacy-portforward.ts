@@ -4,7 +4,9 @@
  * tunnel, the caller decides. For the i-th port: channel 2i carries data both ways and is backed by a
  * SPDY `data` stream; channel 2i+1 carries errors from the server to the client only, backed by a
  * SPDY `error` stream (a proxy that copies errors both ways keeps clients alive after the pod is
- * gone, §9). The WebSocket closes once every pair has finished.
+ * gone, §9). The WebSocket closes once every pair has finished. An upstream connection that ends
+ * first (reset, or closed without finishing the streams) is no finish: the pairs still open are told
+ * on their error channels and the WebSocket closes with 1011.
  *
  * The session line has the figures the observer gives relayed sessions (portforward-observer.ts):
  * `ports`, `connections` (one per port, §4.2) and `forwards` (per port: bytes each way, errors).
@@ -54,6 +56,8 @@ class LegacyPortForward {
   private connections = 0;
   /** Streams (data and error of every pair) still to end before the WebSocket closes. */
   private open: number;
+  /** Streams of each pair that ended while the upstream connection was up (2: the pair is done). */
+  private readonly ended: number[];
   private finished = false;
   private stopKeepalive: () => void = () => {};
   private resolveDone: () => void = () => {};
@@ -61,6 +65,7 @@ class LegacyPortForward {
 
   constructor(private readonly p: LegacyPortForwardParams) {
     this.open = p.ports.length * 2;
+    this.ended = p.ports.map(() => 0);
     const perPort: Record<string, PortFigures> = {};
     this.figures = p.ports.map(
       (port) => (perPort[port] ??= { connections: 0, bytesIn: 0, bytesOut: 0, errors: 0 }),
@@ -87,9 +92,7 @@ class LegacyPortForward {
     );
     client.on('close', () => this.end('client closed the connection', 'success'));
     client.on('error', (err: Error) => this.p.log.debug({ err: err.message }, 'client websocket error'));
-    upstream.on('close', (err) => {
-      if (err) this.end(`upstream connection failed: ${err.message}`, 'error');
-    });
+    upstream.on('close', (err) => this.upstreamClosed(err));
     this.stopKeepalive = keepWebSocketAlive(client, this.p.keepalive, (why) => {
       client.terminate();
       this.end(`client ${why}`, 'error');
@@ -127,7 +130,7 @@ class LegacyPortForward {
       failed = true;
       this.send(2 * i + 1, chunk);
     });
-    error.once('end', () => this.streamEnded());
+    error.once('end', () => this.streamEnded(i));
     const data = await upstream.openStream({ streamtype: 'data', ...headers });
     this.data[i] = data;
     figures.connections++;
@@ -141,7 +144,7 @@ class LegacyPortForward {
         afterWsFlush(this.p.client, () => data.resume());
       }
     });
-    data.once('end', () => this.streamEnded());
+    data.once('end', () => this.streamEnded(i));
   }
 
   private onClientMessage(raw: Buffer, isBinary: boolean): void {
@@ -172,16 +175,30 @@ class LegacyPortForward {
     sendChannel(this.p.client, channel, payload, this.p.base64);
   }
 
-  private streamEnded(): void {
-    if (--this.open > 0 || this.finished) return;
+  private streamEnded(pair: number): void {
+    // streams ended by the session's own end are no finish: upstreamClosed has the last word
+    if (this.finished || this.p.upstream.closed) return;
+    this.ended[pair]!++;
+    if (--this.open > 0) return;
     this.closeClient();
     this.end('all forwarded connections finished', 'success');
   }
 
-  private closeClient(): void {
+  /** The upstream connection is gone with pairs still open: never a silent end (design.md). */
+  private upstreamClosed(err: Error | undefined): void {
+    if (this.finished) return;
+    const why = `the upstream connection ${err ? `failed: ${err.message}` : 'ended'}`;
+    this.p.ports.forEach((_, i) => {
+      if (this.ended[i]! < 2) this.send(2 * i + 1, Buffer.from(why));
+    });
+    this.closeClient(1011);
+    this.end(why, 'error');
+  }
+
+  private closeClient(code = 1000): void {
     const { client } = this.p;
     client.resume();
-    if (client.readyState === client.OPEN) client.close(1000);
+    if (client.readyState === client.OPEN) client.close(code);
   }
 
   private end(reason: string, outcome: 'success' | 'error'): void {
