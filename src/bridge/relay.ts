@@ -105,7 +105,11 @@ function pump(from: Duplex, to: Duplex, count: (n: number) => void, observe?: (c
   from.on('data', (chunk: Buffer) => {
     observe?.(chunk);
     count(chunk.length);
+    // A side that has ended takes nothing more: drop, and keep reading to the sender's EOF (pausing
+    // here would leave the sender's FIN unread and its socket open for good).
+    if (!to.writable) return;
     if (!to.write(chunk)) from.pause();
   });
   to.on('drain', () => from.resume());
+  to.once('close', () => from.resume());
 }
