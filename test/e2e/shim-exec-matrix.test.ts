@@ -21,6 +21,7 @@ import {
   runKubectlWithTty,
 } from '../support/kubectl.js';
 import { startTestShim, type TestShim } from '../support/shim.js';
+import { waitFor } from '../support/wait.js';
 
 interface Client {
   name: string;
@@ -198,13 +199,16 @@ for (const cell of CELLS) {
         let firstLine = 0;
         before(async () => {
           kube = await makeKubeEnv(shim.url);
+          await waitFor('no session in flight', () => shim.sessions.size === 0, 10_000);
           firstLine = shim.sessionLines().length;
         });
         after(async () => {
           await kube.cleanup();
         });
         cases(client, () => kube);
-        test('the session log proves the translation that ran', () => {
+        test('the session log proves the translation that ran', async () => {
+          // every session ended (none lingers after its kubectl exited) and logged its line
+          await waitFor('no session in flight', () => shim.sessions.size === 0, 10_000);
           const lines = shim.sessionLines().slice(firstLine);
           assert.ok(lines.length >= 7, `expected a session line per exec, got ${lines.length}`);
           const want = expectedPair(client, cell.generation, cell.mode);
