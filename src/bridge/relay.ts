@@ -33,8 +33,11 @@ export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks 
   return new Promise((resolve) => {
     let reason: string | undefined;
     let closed = 0;
-    const settle = (why: string) => {
-      reason ??= why;
+    // the first reason is the reason; a connection failure makes the session's outcome an error
+    const settle = (why: string, failed = false) => {
+      if (reason !== undefined) return;
+      reason = why;
+      if (failed) record.outcome = 'error';
     };
     const onClosed = () => {
       if (++closed === 2) resolve(reason ?? 'closed');
@@ -71,11 +74,11 @@ export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks 
       client.end();
     });
     client.once('error', (err: Error) => {
-      settle(`client connection failed: ${err.message}`);
+      settle(`client connection failed: ${err.message}`, true);
       upstream.destroy();
     });
     upstream.once('error', (err: Error) => {
-      settle(`upstream connection failed: ${err.message}`);
+      settle(`upstream connection failed: ${err.message}`, true);
       upstreamDone(err);
       client.end();
     });
