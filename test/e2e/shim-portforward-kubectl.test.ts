@@ -186,6 +186,8 @@ for (const generation of GENERATIONS) {
 
       test(`kubectl ${client.name}: two ports × ${PARALLEL} × 1 MB, 200 MB sha256-equal; ${want.mode} ${want.client} → ${want.upstream}`, async () => {
         const c = cluster(generation);
+        // the line read below must be this kubectl's: earlier sessions have all ended
+        assert.ok(await c.shim.sessions.whenIdle(10_000), 'earlier sessions ended');
         const since = c.shim.sessionLines().length;
         const emuSince = c.emu.sessions.length;
         const [a, b] = [await freePort(), await freePort()];

@@ -54,7 +54,9 @@ describe('legacy client → shim (auto) → SPDY-only cluster', () => {
   for (const protocol of [V4, V4_BASE64]) {
     test(`${protocol}: two ports at once — 1 MB echoed byte-exact on one, HTTP on the other`, async () => {
       const { emu, shim } = await pair('spdy', 'auto');
+      assert.ok(await shim.sessions.whenIdle(10_000), 'earlier sessions ended');
       const since = shim.sessionLines().length;
+      const served = emu.sessions.length;
       const c = await connectLegacy(shim.url, [8080, 80], protocol);
       assert.equal(c.protocol, protocol);
       const payload = randomBytes(1024 * 1024);
@@ -95,10 +97,10 @@ describe('legacy client → shim (auto) → SPDY-only cluster', () => {
           },
         },
       );
-      const served = await emu.waitForSession((s) => s.subresource === 'portforward');
+      const s = await waitFor('the emulator session', () => emu.sessions[served], 5000);
       assert.equal(
-        `${served.transport}/${served.servedBy}/${served.protocol}`,
-        'spdy/cri/portforward.k8s.io',
+        `${s.transport}/${s.servedBy}/${s.protocol}/${s.connections}`,
+        'spdy/cri/portforward.k8s.io/2',
       );
     });
 
@@ -179,6 +181,7 @@ describe('legacy translator against a scripted SPDY upstream', () => {
 
   for (const how of ['reset', 'end'] as const) {
     test(`the upstream connection ${how === 'reset' ? 'is reset' : 'ends'} mid-forward: the client is told on the error channel, and the WebSocket closes`, async () => {
+      assert.ok(await shim.sessions.whenIdle(10_000), 'earlier sessions ended');
       const since = shim.sessionLines().length;
       upstream.script = (data, socket) => {
         data.once('data', () => (how === 'reset' ? socket.resetAndDestroy() : socket.end()));
