@@ -10,6 +10,11 @@ export function wsSocket(ws: WebSocket): Duplex {
   return (ws as unknown as { _socket: Duplex })._socket;
 }
 
+/** True for a WebSocket we accepted (its frames go out unmasked), false for one we dialed. */
+export function wsIsServerSide(ws: WebSocket): boolean {
+  return (ws as unknown as { _isServer: boolean })._isServer;
+}
+
 /** Run `next` now if the socket can take more, else once it drained (or closed). */
 export function afterWsFlush(ws: WebSocket, next: () => void): void {
   const socket = wsSocket(ws);

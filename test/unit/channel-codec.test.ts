@@ -22,7 +22,6 @@ import {
   encodePortPreamble,
   parseClosePayload,
 } from '../../src/channel/codec.js';
-import { MAX_CHANNEL_MESSAGE, sendChannel } from '../../src/channel/send.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s/g, ''), 'hex');
 
@@ -118,26 +117,4 @@ test('§4.2 port preamble: 8080 → [00 90 1f] data / [01 90 1f] error; base64 0
   assert.equal(decodePortPreamble(decodeMessage(Buffer.from('0kB8='), false, true)!.payload), 8080);
   assert.equal(decodePortPreamble(encodePortPreamble(65535)), 65535);
   assert.throws(() => decodePortPreamble(hex('90')), ChannelProtocolError);
-});
-
-test('sending splits a channel chunk into unfragmented messages of at most 32 KiB, each with its channel', () => {
-  const sent: [Buffer | string, boolean][] = [];
-  const ws = {
-    OPEN: 1,
-    readyState: 1,
-    send: (data: Buffer | string, opts: { binary: boolean }) => sent.push([data, opts.binary]),
-  };
-  const payload = Buffer.alloc(MAX_CHANNEL_MESSAGE * 2 + 10, 7);
-  sendChannel(ws as never, CH_STDOUT, payload, false);
-  assert.deepEqual(
-    sent.map(([d, b]) => [(d as Buffer).length, (d as Buffer)[0], b]),
-    [
-      [MAX_CHANNEL_MESSAGE + 1, 1, true],
-      [MAX_CHANNEL_MESSAGE + 1, 1, true],
-      [11, 1, true],
-    ],
-  );
-  sent.length = 0;
-  sendChannel(ws as never, CH_STDOUT, Buffer.alloc(0), true);
-  assert.deepEqual(sent, [['1', false]], 'an empty payload is one message: the established marker');
 });
