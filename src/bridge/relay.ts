@@ -64,15 +64,17 @@ export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks 
       },
       hooks.onUpstreamData,
     );
-    client.once('end', () => {
+    const onClientEnd = () => {
       settle('client closed the connection');
       upstream.end();
-    });
-    upstream.once('end', () => {
+    };
+    const onUpstreamEnd = () => {
       settle('upstream closed the connection');
       upstreamDone(undefined);
       client.end();
-    });
+    };
+    client.once('end', onClientEnd);
+    upstream.once('end', onUpstreamEnd);
     client.once('error', (err: Error) => {
       settle(`client connection failed: ${err.message}`, true);
       upstream.destroy();
@@ -101,6 +103,9 @@ export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks 
       record.bytesIn += ends.clientHead.length;
       upstream.write(ends.clientHead);
     }
+    // a side that sent everything and its FIN along with the upgrade ended before anyone listened
+    if (client.readableEnded) onClientEnd();
+    if (upstream.readableEnded) onUpstreamEnd();
   });
 }
 

@@ -132,11 +132,15 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
       this.flushDrainWaiters();
       this.releaseAnswers();
     });
-    socket.on('end', () => {
+    const onEnd = () => {
       // the peer is done: end our side too (http.Server sockets allow half-open and would linger)
       if (socket.writable) this.endSocket();
       this.teardown(undefined);
-    });
+    };
+    socket.on('end', onEnd);
+    // a peer that sent everything and its FIN along with the upgrade: its end came before we
+    // listened (after the head, which is parsed first)
+    if ((socket as { readableEnded?: boolean }).readableEnded) process.nextTick(onEnd);
     socket.on('error', (err: Error) => this.teardown(new SpdySessionError(err.message, 'transport')));
     socket.on('close', () => this.teardown(undefined));
     if (this.opts.pingIntervalMs > 0) {
