@@ -256,6 +256,23 @@ describe('kubectl through a shim told to use what the path cannot carry', () => 
   });
 });
 
+describe('the observer (portForwardStats) only watches', () => {
+  test('a text message it cannot read stops it; the relay still carries the message and the close', async () => {
+    const emu = await emulator('modern');
+    const shim = await shimFor(emu.url, 'auto', { portForwardStats: true });
+    const t = await tunnel(shim.url);
+    const echo = await forward(t.session, 8080, '0');
+    echo.data.end('seen\n');
+    assert.equal((await readAll(echo.data)).toString(), 'seen\n');
+    t.ws.send('not binary'); // relayed as it is: the emulator's tunnel closes with 1003
+    assert.equal((await withTimeout(t.closed, 5000, 'close')).code, 1003);
+    const line = await waitFor('the session line', () => shim.sessionLines()[0], 5000);
+    assert.equal(line['mode'], 'relay');
+    assert.equal(line['portForwardStats'], 'stopped: a text message in the tunnel');
+    assert.equal(line['connections'], 1);
+  });
+});
+
 describe('kubeshim serve --port-forward-stats', () => {
   let child: ChildProcess | undefined;
   after(() => {
