@@ -86,6 +86,7 @@ export class PortForwardObserver {
   private readonly unpaired = new Map<string, ErrorStream>();
   private readonly perPort: Record<string, PortFigures> = {};
   private readonly pings = { client: 0, answered: 0 };
+  private readonly parsers: FrameParser[];
   private readonly fromClient: (chunk: Buffer) => void;
   private readonly fromUpstream: (chunk: Buffer) => void;
   private opened = 0;
@@ -98,6 +99,7 @@ export class PortForwardObserver {
   ) {
     const client = this.parser(this.clientHandler());
     const upstream = this.parser(this.upstreamHandler());
+    this.parsers = [client, upstream];
     if (framing === 'spdy') {
       this.fromClient = (chunk) => client.write(chunk);
       this.fromUpstream = (chunk) => upstream.write(chunk);
@@ -256,7 +258,9 @@ export class PortForwardObserver {
     if (error === undefined) return;
     if (payload.length > 0) {
       if (error.text === undefined) this.portFigures(error.port).errors++;
-      error.text = ((error.text ?? '') + payload.toString('utf8')).slice(0, MAX_ERROR_TEXT);
+      const text = error.text ?? '';
+      if (text.length < MAX_ERROR_TEXT)
+        error.text = (text + payload.toString('utf8')).slice(0, MAX_ERROR_TEXT);
     }
     if (fin) this.errorStreams.delete(id);
   }
@@ -292,6 +296,7 @@ export class PortForwardObserver {
   private stop(why: string | undefined): void {
     if (this.stopped) return;
     this.stopped = true;
+    for (const p of this.parsers) p.stop();
     if (why !== undefined) {
       this.record.note('portForwardStats', `stopped: ${why}`);
       this.log.debug({ why }, 'port-forward observer stopped watching');
