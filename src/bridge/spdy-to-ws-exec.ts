@@ -17,28 +17,15 @@ import {
 } from '../channel/codec.js';
 import { sendChannel } from '../channel/send.js';
 import { afterWsFlush, wsSocket } from '../channel/ws-flow.js';
-import type { RemoteCommandVersion } from '../k8s/protocols.js';
-import type { Logger } from '../observe/logger.js';
-import type { ExecStreams } from '../server/classify.js';
 import type { SpdySession, SpdyStream } from '../spdy/session.js';
-import { type KeepaliveOptions, keepWebSocketAlive } from './keepalive.js';
+import { type ExecBridgeParams, StatusBytes } from './exec-session.js';
+import { keepWebSocketAlive } from './keepalive.js';
 import { type Outcome, shimFailure, statusBytesForClient, upstreamOutcome } from './outcome.js';
-import type { SessionRecord } from './session-record.js';
 
-export interface SpdyToWsExecParams {
-  client: SpdySession;
-  clientVersion: RemoteCommandVersion;
-  upstream: WebSocket;
-  upstreamVersion: RemoteCommandVersion;
-  streams: ExecStreams;
-  record: SessionRecord;
-  log: Logger;
-  keepalive: KeepaliveOptions;
+export interface SpdyToWsExecParams extends ExecBridgeParams<SpdySession, WebSocket> {
   /** How long the client has to open the streams its query promised (CRI: 30 s, §3.2). */
   streamWaitMs: number;
 }
-
-const MAX_STATUS_BYTES = 64 * 1024;
 
 export function bridgeSpdyToWsExec(p: SpdyToWsExecParams): Promise<void> {
   return new SpdyToWsExec(p).run();
@@ -50,8 +37,7 @@ class SpdyToWsExec {
   private stdout: SpdyStream | undefined;
   private stderr: SpdyStream | undefined;
   private resize: SpdyStream | undefined;
-  private readonly statusChunks: Buffer[] = [];
-  private statusBytes = 0;
+  private readonly status = new StatusBytes();
   private started = false;
   private finished = false;
   private upstreamWaits = 0;
@@ -180,10 +166,7 @@ class SpdyToWsExec {
         return;
       }
       case CH_ERROR:
-        if (this.statusBytes < MAX_STATUS_BYTES) {
-          this.statusChunks.push(msg.payload);
-          this.statusBytes += msg.payload.length;
-        }
+        this.status.add(msg.payload);
         return;
       default:
         return;
@@ -203,7 +186,7 @@ class SpdyToWsExec {
       code === 1000
         ? undefined
         : `upstream closed the connection (code ${code}${reason ? `: ${reason}` : ''})`;
-    this.finishWith(upstreamOutcome(Buffer.concat(this.statusChunks), this.p.upstreamVersion, failure));
+    this.finishWith(upstreamOutcome(this.status.bytes(), this.p.upstreamVersion, failure));
   }
 
   /** Flush the output streams, write the status, then close the client session the CRI way. */

@@ -17,27 +17,12 @@ import {
 } from '../channel/codec.js';
 import { sendChannel } from '../channel/send.js';
 import { afterWsFlush, wsSocket } from '../channel/ws-flow.js';
-import type { RemoteCommandVersion } from '../k8s/protocols.js';
-import type { Logger } from '../observe/logger.js';
-import type { ExecStreams } from '../server/classify.js';
 import type { SpdySession, SpdyStream } from '../spdy/session.js';
-import { type KeepaliveOptions, keepWebSocketAlive } from './keepalive.js';
+import { type ExecBridgeParams, StatusBytes } from './exec-session.js';
+import { keepWebSocketAlive } from './keepalive.js';
 import { type Outcome, shimFailure, statusBytesForClient, upstreamOutcome } from './outcome.js';
-import type { SessionRecord } from './session-record.js';
 
-export interface WsToSpdyExecParams {
-  client: WebSocket;
-  clientVersion: RemoteCommandVersion;
-  upstream: SpdySession;
-  upstreamVersion: RemoteCommandVersion;
-  streams: ExecStreams;
-  record: SessionRecord;
-  log: Logger;
-  keepalive: KeepaliveOptions;
-}
-
-/** A status is a few hundred bytes; more than this is not a status. */
-const MAX_STATUS_BYTES = 64 * 1024;
+export type WsToSpdyExecParams = ExecBridgeParams<WebSocket, SpdySession>;
 
 /** Run the session to its end; resolves once both sides are closed or closing. */
 export function bridgeWsToSpdyExec(p: WsToSpdyExecParams): Promise<void> {
@@ -45,8 +30,7 @@ export function bridgeWsToSpdyExec(p: WsToSpdyExecParams): Promise<void> {
 }
 
 class WsToSpdyExec {
-  private readonly errorChunks: Buffer[] = [];
-  private errorBytes = 0;
+  private readonly status = new StatusBytes();
   private stdin: SpdyStream | undefined;
   private resize: SpdyStream | undefined;
   /** Upstream streams still to end: error, and stdout/stderr when requested. */
@@ -100,11 +84,7 @@ class WsToSpdyExec {
   }
 
   private readError(stream: SpdyStream): void {
-    stream.on('data', (chunk: Buffer) => {
-      if (this.errorBytes >= MAX_STATUS_BYTES) return;
-      this.errorChunks.push(chunk);
-      this.errorBytes += chunk.length;
-    });
+    stream.on('data', (chunk: Buffer) => this.status.add(chunk));
     stream.once('end', () => this.readerEnded());
   }
 
@@ -127,7 +107,7 @@ class WsToSpdyExec {
     const failure = this.p.upstream.failure;
     this.finishWith(
       upstreamOutcome(
-        Buffer.concat(this.errorChunks),
+        this.status.bytes(),
         this.p.upstreamVersion,
         failure ? `upstream connection failed: ${failure.message}` : undefined,
       ),

@@ -274,20 +274,9 @@ export class StreamHandler {
     const { req, sr } = ctx;
     const clientVersion = this.websocketVersion(sr);
     if (clientVersion === undefined) return refusalNoProtocol();
-    const invalid = invalidWebSocketRequest(req);
-    if (invalid) return syntheticRefusal(400, invalid, 'BadRequest');
-    const r = await dialUpgrade(
-      this.cfg.target,
-      'POST',
-      sr.pathAndQuery,
-      {
-        ...this.translatedHeaders(ctx),
-        connection: 'Upgrade',
-        upgrade: UPGRADE_SPDY,
-        [HEADER_STREAM_PROTOCOL]: SPDY_UPSTREAM_OFFER,
-      },
-      this.dialOpts(),
-    );
+    const malformed = malformedWebSocketRequest(req);
+    if (malformed) return malformed;
+    const r = await this.dialSpdy(ctx, SPDY_UPSTREAM_OFFER);
     if (!r.ok) return r.refusal;
     if (!headerHasToken(r.response.headers.upgrade, 'spdy/3.1')) {
       r.socket.destroy();
@@ -361,20 +350,9 @@ export class StreamHandler {
   /** Tunnelled port-forward client → SPDY upstream: unwrap the SPDY bytes (§4.3, §8.3). */
   private async tunnelToSpdy(ctx: Ctx): Promise<Refusal | undefined> {
     const { req, sr } = ctx;
-    const invalid = invalidWebSocketRequest(req);
-    if (invalid) return syntheticRefusal(400, invalid, 'BadRequest');
-    const r = await dialUpgrade(
-      this.cfg.target,
-      'POST',
-      sr.pathAndQuery,
-      {
-        ...this.translatedHeaders(ctx),
-        connection: 'Upgrade',
-        upgrade: UPGRADE_SPDY,
-        [HEADER_STREAM_PROTOCOL]: tunnelProtocols(sr.client.offered),
-      },
-      this.dialOpts(),
-    );
+    const malformed = malformedWebSocketRequest(req);
+    if (malformed) return malformed;
+    const r = await this.dialSpdy(ctx, tunnelProtocols(sr.client.offered));
     if (!r.ok) return r.refusal;
     const protocol = headerValue(r.response.headers[HEADER_STREAM_PROTOCOL]);
     if (!headerHasToken(r.response.headers.upgrade, 'spdy/3.1') || !protocol) {
@@ -440,18 +418,11 @@ export class StreamHandler {
     if (protocol === undefined) return refusalNoProtocol();
     const ports = legacyPorts(sr.query);
     if (!validPorts(ports)) return syntheticRefusal(400, 'query parameter "port" is required', 'BadRequest');
-    const invalid = invalidWebSocketRequest(req);
-    if (invalid) return syntheticRefusal(400, invalid, 'BadRequest');
-    const headers = this.translatedHeaders(ctx);
+    const malformed = malformedWebSocketRequest(req);
+    if (malformed) return malformed;
     let upstream: SpdySession;
     let upstreamName: string;
-    const r = await dialUpgrade(
-      this.cfg.target,
-      'POST',
-      sr.pathAndQuery,
-      { ...headers, connection: 'Upgrade', upgrade: UPGRADE_SPDY, [HEADER_STREAM_PROTOCOL]: PORTFORWARD },
-      this.dialOpts(),
-    );
+    const r = await this.dialSpdy(ctx, [PORTFORWARD]);
     if (r.ok) {
       upstream = this.spdySession(r.socket, 'client', r.head);
       upstreamName = `spdy/${PORTFORWARD}`;
@@ -460,7 +431,7 @@ export class StreamHandler {
         this.cfg.target,
         sr.pathAndQuery,
         [TUNNEL_PORTFORWARD],
-        headers,
+        this.translatedHeaders(ctx),
         this.dialOpts(),
       );
       if (!t.ok) return r.refusal;
@@ -499,6 +470,17 @@ export class StreamHandler {
       injectsCredentials: this.cfg.target.injectsCredentials,
       auth: await this.cfg.target.authHeaders(),
     };
+  }
+
+  /** The upstream SPDY upgrade for a rebuilt request offering `protocols` (§2.1). */
+  private dialSpdy(ctx: Ctx, protocols: string[]) {
+    const headers = {
+      ...this.translatedHeaders(ctx),
+      connection: 'Upgrade',
+      upgrade: UPGRADE_SPDY,
+      [HEADER_STREAM_PROTOCOL]: protocols,
+    };
+    return dialUpgrade(this.cfg.target, 'POST', ctx.sr.pathAndQuery, headers, this.dialOpts());
   }
 
   private dialOpts() {
@@ -581,13 +563,14 @@ function headerValue(v: string | string[] | undefined): string {
 }
 
 /** ws would answer these itself with a 400 and no callback; we check first so nothing dangles. */
-function invalidWebSocketRequest(req: IncomingMessage): string | undefined {
-  if (req.method !== 'GET') return 'WebSocket upgrades must use GET';
+function malformedWebSocketRequest(req: IncomingMessage): Refusal | undefined {
+  const refuse = (why: string) => syntheticRefusal(400, why, 'BadRequest');
+  if (req.method !== 'GET') return refuse('WebSocket upgrades must use GET');
   const key = req.headers['sec-websocket-key'];
   if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key))
-    return 'missing or invalid Sec-WebSocket-Key';
+    return refuse('missing or invalid Sec-WebSocket-Key');
   const version = req.headers['sec-websocket-version'];
-  if (version !== '13' && version !== '8') return 'unsupported Sec-WebSocket-Version';
+  if (version !== '13' && version !== '8') return refuse('unsupported Sec-WebSocket-Version');
   return undefined;
 }
 
