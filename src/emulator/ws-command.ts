@@ -88,6 +88,7 @@ export function serveWsCommand(
     session.abort();
   });
   ws.on('error', () => {});
+  ws.resume(); // accepted paused (src/channel/ws-accept.ts): read once the listeners are in place
 
   runCommand(req, io, session.signal).then(
     (result) => {
