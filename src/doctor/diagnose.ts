@@ -138,9 +138,16 @@ export function readSpdyUpgrade(
   return undefined;
 }
 
-/** An error thrown before any answer: the connection, TLS, or a broken WebSocket handshake. */
-export function readDialError(err: Error): Reading {
+/** An error thrown before any answer: the connection, TLS, silence, or a broken WebSocket handshake. */
+export function readDialError(err: Error, timeoutMs: number): Reading {
   const message = oneLine(err.message);
+  // dial.ts's own timeout, and ws's
+  if (/did not answer|handshake has timed out/i.test(message))
+    return {
+      verdict: 'fail',
+      answer: `no answer within ${timeoutMs} ms`,
+      why: 'the connection was accepted and nothing came back: a firewall that swallows the traffic, or a proxy that holds the request',
+    };
   if (/Sec-WebSocket-Accept|Upgrade header|Connection header/i.test(message))
     return {
       verdict: 'fail',

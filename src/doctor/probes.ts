@@ -107,7 +107,7 @@ export async function probeDiscovery(ctx: ProbeContext): Promise<ProbeResult> {
       answers.push({ path, answer: r.refusal });
     }
   } catch (err) {
-    return { ...base, ...readDialError(err as Error), rttMs: performance.now() - started };
+    return { ...base, ...readDialError(err as Error, ctx.timeoutMs), rttMs: performance.now() - started };
   }
   const rttMs = (performance.now() - started) / answers.length;
   const failed = answers.find((a) => a.answer.statusCode !== 200);
@@ -221,7 +221,10 @@ export async function openSpdy(
     const version = remoteCommandVersion(protocol) ?? remoteCommandVersion(RC_V1)!;
     return { ok: true, socket: r.socket, head: r.head, protocol, version, rttMs };
   } catch (err) {
-    return { ok: false, failure: { ...readDialError(err as Error), rttMs: performance.now() - started } };
+    return {
+      ok: false,
+      failure: { ...readDialError(err as Error, ctx.timeoutMs), rttMs: performance.now() - started },
+    };
   }
 }
 
@@ -246,7 +249,10 @@ export async function openWebSocket(
     if (!r.ok) return refused('websocket', subresource, r.refusal, ctx, rttMs);
     return { ok: true, ws: r.ws, protocol: r.protocol, rttMs };
   } catch (err) {
-    return { ok: false, failure: { ...readDialError(err as Error), rttMs: performance.now() - started } };
+    return {
+      ok: false,
+      failure: { ...readDialError(err as Error, ctx.timeoutMs), rttMs: performance.now() - started },
+    };
   }
 }
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -291,5 +291,21 @@ describe('doctor against a hop that mangles answers', () => {
     });
     assert.equal(r.ok, false);
     assert.equal(r.recommendation.upstreamProtocol, undefined);
+  });
+
+  test('a hop that accepts connections and says nothing: each probe reports the silence', async () => {
+    const hole = net.createServer((socket) => socket.on('error', () => {}));
+    await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
+    try {
+      const port = (hole.address() as AddressInfo).port;
+      const r = await doctor(`http://127.0.0.1:${port}`, { timeoutMs: 300 });
+      for (const p of r.probes) {
+        assert.equal(p.answer, 'no answer within 300 ms', p.id);
+        assert.ok(p.rttMs! >= 290, `${p.id} ${p.rttMs}`);
+      }
+      assert.equal(r.ok, false);
+    } finally {
+      hole.close();
+    }
   });
 });
