@@ -8,7 +8,7 @@
  * - relative paths: client-node resolves `certificate-authority`, `client-certificate` and
  *   `client-key` against the file's folder but reads `token-file` relative to the working directory
  *   and leaves an exec `command` such as `./plugin` alone; kubectl resolves all of them;
- * - `token-file`: client-node reads it once while parsing, untrimmed; kubectl re-reads it. The path
+ * - `tokenFile` (kubectl; client-node spells it `token-file`, both are read): client-node reads it once while parsing, untrimmed; kubectl re-reads it. The path
  *   is taken out here and handed to the caller (see credentials.ts).
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
@@ -82,13 +82,15 @@ export function loadKubeconfig(
   const where = files.length === 1 ? files[0] : `${files.join(', ')} (merged)`;
   if (!contextName) throw new Error(`kubeconfig ${where} has no current-context; pass --context NAME`);
 
-  // token-file is kept from client-node, which would read it once, relative to the working directory.
+  // The token file is kept from client-node, which would read it once, relative to the working
+  // directory. kubectl's field is `tokenFile`; client-node reads `token-file`: both are taken.
   const tokenFiles = new Map<string, string>();
   for (const u of merged.users) {
     const user = u.user as Record<string, unknown> | undefined;
-    if (user && typeof user['token-file'] === 'string') {
-      tokenFiles.set(String(u.name), user['token-file']);
-      u.user = { ...user, 'token-file': undefined };
+    const file = user?.['tokenFile'] ?? user?.['token-file'];
+    if (user && typeof file === 'string') {
+      tokenFiles.set(String(u.name), file);
+      u.user = { ...user, tokenFile: undefined, 'token-file': undefined };
     }
   }
 
@@ -172,7 +174,7 @@ function readRaw(file: string): RawConfig {
   const users = list('users');
   for (const u of users) {
     const user = u.user as Record<string, unknown> | undefined;
-    for (const key of ['client-certificate', 'client-key', 'token-file']) abs(user, key);
+    for (const key of ['client-certificate', 'client-key', 'tokenFile', 'token-file']) abs(user, key);
     // kubectl runs a command given with a path relative to the kubeconfig's folder; bare names use PATH
     const exec = user?.exec as Record<string, unknown> | undefined;
     if (typeof exec?.command === 'string' && exec.command.includes('/')) abs(exec, 'command');

@@ -107,7 +107,7 @@ test('token-file: relative to the kubeconfig, trimmed, re-read after a minute an
   accepted.add('file-token-3');
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, 'file-token-1\n');
-  const target = await targetFor({ 'token-file': 'token' });
+  const target = await targetFor({ tokenFile: 'token' }); // kubectl's field name
   assert.deepEqual(await get(target), { status: 200, body: 'file-token-1' });
   assert.match(target.describe(), /auth: token-file/);
 
@@ -130,7 +130,7 @@ test('token-file: relative to the kubeconfig, trimmed, re-read after a minute an
   target.invalidateCredentials();
   assert.deepEqual(await get(target), { status: 200, body: 'file-token-3' }, 're-read at once after a 401');
 
-  await assert.rejects(targetFor({ 'token-file': 'absent' }), /cannot read token-file .*absent/);
+  await assert.rejects(targetFor({ 'token-file': 'absent' }), /cannot read token-file .*absent/); // client-node's spelling
 });
 
 /**
