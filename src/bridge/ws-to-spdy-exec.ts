@@ -36,7 +36,8 @@ class WsToSpdyExec {
   /** Upstream streams still to end: error, and stdout/stderr when requested. */
   private openReaders: number;
   private finished = false;
-  private clientPausedForStdin = false;
+  /** Upstream streams that are full: the client stays paused until each has drained. */
+  private readonly fullUpstreams = new Set<SpdyStream>();
   private stopKeepalive: () => void = () => {};
   private resolveDone: () => void = () => {};
 
@@ -131,18 +132,11 @@ class WsToSpdyExec {
         const stdin = this.stdin;
         if (stdin === undefined || stdin.writableEnded) return; // data after CLOSE is discarded
         record.bytesIn += msg.payload.length;
-        if (!stdin.write(msg.payload) && !this.clientPausedForStdin) {
-          this.clientPausedForStdin = true;
-          this.p.client.pause();
-          stdin.once('drain', () => {
-            this.clientPausedForStdin = false;
-            if (!this.finished) this.p.client.resume();
-          });
-        }
+        this.writeUpstream(stdin, msg.payload);
         return;
       }
       case CH_RESIZE:
-        if (this.resize && !this.resize.writableEnded) this.resize.write(msg.payload);
+        if (this.resize && !this.resize.writableEnded) this.writeUpstream(this.resize, msg.payload);
         return;
       case CH_CLOSE: {
         if (!clientVersion.wsClose) return;
@@ -161,6 +155,17 @@ class WsToSpdyExec {
       default:
         return; // channels the server only writes, or does not know: discarded (§3.3)
     }
+  }
+
+  /** Backpressure toward the upstream, for every stream the client writes (a resize flood too). */
+  private writeUpstream(stream: SpdyStream, payload: Buffer): void {
+    if (stream.write(payload) || this.fullUpstreams.has(stream)) return;
+    this.fullUpstreams.add(stream);
+    this.p.client.pause();
+    stream.once('drain', () => {
+      this.fullUpstreams.delete(stream);
+      if (this.fullUpstreams.size === 0 && !this.finished) this.p.client.resume();
+    });
   }
 
   /** A malformed message ends this session (and only this one) with a reason. */
