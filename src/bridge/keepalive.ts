@@ -28,6 +28,9 @@ export function keepWebSocketAlive(
   ws.on('pong', onPong);
   const timer = setInterval(() => {
     if (ws.readyState !== ws.OPEN) return;
+    // Paused for backpressure, we read nothing, pongs included: no verdict then (a stalled upstream
+    // is no dead client). The pings still go out, and writing to a peer that is gone fails.
+    if (ws.isPaused) lastPong = performance.now();
     if (opts.timeoutMs > 0 && performance.now() - lastPong > opts.timeoutMs) {
       stop();
       onDead(`no pong from the WebSocket peer for ${Math.round(opts.timeoutMs / 1000)} s`);
