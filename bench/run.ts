@@ -1,34 +1,49 @@
 /**
- * The benchmark runner: `npm run bench [-- --quick] [-- --only <name>] [-- --repeat <n>]`.
+ * The benchmark runner: `npm run bench [-- --quick] [-- --only NAME[,NAME]] [-- --repeat N]
+ * [-- --upstream lean|emulator] [-- --profile]`.
  *
- * For each scenario of the registry (bench/scenarios/index.ts) it sets up the scenario and its
- * baseline, runs one discarded warm-up of each, then measures them alternately `repeat` times and
- * reports the medians and their ratio. Results go to stdout as a table and to
- * bench/results/latest.json. Not part of `npm test`.
+ * For each scenario of the registry (bench/scenarios/index.ts) it sets up its paths (direct,
+ * relay, shim), runs one discarded warm-up of each, then measures them `repeat` times, rotating
+ * which path goes first each round so that a drift in machine load favours none, and reports the
+ * medians, the shim against its baseline and the design target. Results: a table on stdout and
+ * JSON + the table under bench/results/. With `--profile` the shim's measured rounds of each
+ * three-path scenario are CPU-profiled (bench/results/profiles/), summarised at the end. Not part of
+ * `npm test`.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { BenchContext, Benchmark, Measurer, Sample, Scenario } from './lib/types.js';
-import { scenarios } from './scenarios/index.js';
+import { Rig, type UpstreamKind } from './lib/rig.js';
+import { median } from './lib/stats.js';
+import type { BenchContext, Sample, Scenario, VariantName } from './lib/types.js';
+import { summarise } from './profile-top.js';
+import { buildScenarios } from './scenarios/index.js';
 
-interface Measured {
-  name: string;
-  description: string;
-  unit: string;
+interface VariantResult {
+  path: string;
   samples: Sample[];
   median: number;
+  extra: Record<string, number>;
+  cpu: Record<string, number>;
 }
 
-interface ScenarioResult extends Measured {
-  bytes: number;
-  better: 'higher' | 'lower';
-  baseline: Measured;
-  /** scenario median / baseline median */
-  ratio: number;
-  targetRatio?: number;
+interface ScenarioResult {
+  name: string;
+  description: string;
+  kind: Scenario['kind'];
+  unit: string;
+  size: string;
+  upstream: string;
+  target: number;
+  variants: Partial<Record<VariantName, VariantResult>>;
+  /** 1-minute load average when the scenario started (the machine is shared). */
+  loadavg: number;
+  /** shim ÷ relay (throughput), µs added at p99 (latency), the shim's figure (memory). */
+  figure?: number;
   meetsTarget?: boolean;
+  error?: string;
+  seconds: number;
 }
 
 const { values } = parseArgs({
@@ -36,123 +51,261 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string', multiple: true },
     repeat: { type: 'string' },
+    upstream: { type: 'string', default: 'lean' },
+    profile: { type: 'boolean', default: false },
   },
 });
 const quick = values.quick ?? false;
-const repeat = Number(values.repeat ?? 5);
+const repeat = Number(values.repeat ?? (quick ? 3 : 5));
+const execUpstream = values.upstream as UpstreamKind;
 const log = (message: string) => process.stderr.write(`${message}\n`);
+const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+function medians(samples: (Record<string, number> | undefined)[]): Record<string, number> {
+  const keys = new Set(samples.flatMap((s) => Object.keys(s ?? {})));
+  return Object.fromEntries([...keys].map((k) => [k, median(samples.map((s) => s?.[k] ?? Number.NaN))]));
 }
 
-function summary(b: Benchmark, samples: Sample[]): Measured {
-  return {
-    name: b.name,
-    description: b.description,
-    unit: b.unit,
-    samples,
-    median: median(samples.map((s) => s.value)),
-  };
+/**
+ * Throughput samples also say what a GiB cost: CPU seconds of the middle process (relay or shim)
+ * and of the whole path. Less sensitive to the machine's other load than MiB/s.
+ */
+function addCpuPerGiB(name: VariantName, s: Sample): void {
+  if (!s.cpu || s.value <= 0) return;
+  const secondsPerGiB = 1024 / s.value;
+  const total = Object.entries(s.cpu).reduce((a, [k, v]) => (k === 'others' ? a : a + v), 0);
+  s.extra = { ...s.extra, pathCpuSecPerGiB: (total / 100) * secondsPerGiB };
+  if (s.cpu[name] !== undefined) s.extra['middleCpuSecPerGiB'] = (s.cpu[name] / 100) * secondsPerGiB;
 }
 
-async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
-  const bytes = scenario.bytes(quick);
-  const ctx: BenchContext = { quick, bytes, log: (m) => log(`  [${scenario.name}] ${m}`) };
-  const measurers: Measurer[] = [];
-  try {
-    const base = await scenario.baseline.setup(ctx);
-    measurers.push(base);
-    const under = await scenario.setup(ctx);
-    measurers.push(under);
-    await base.measure(); // warm-up, discarded
-    await under.measure();
-    const baseSamples: Sample[] = [];
-    const samples: Sample[] = [];
-    for (let i = 0; i < repeat; i++) {
-      // alternate who goes first, so that a drift in machine load does not favour either
-      if (i % 2 === 0) {
-        baseSamples.push(await base.measure());
-        samples.push(await under.measure());
-      } else {
-        samples.push(await under.measure());
-        baseSamples.push(await base.measure());
-      }
-      ctx.log(
-        `round ${i + 1}/${repeat}: ${samples.at(-1)!.value.toFixed(1)} ${scenario.unit}, ` +
-          `${scenario.baseline.name} ${baseSamples.at(-1)!.value.toFixed(1)} ${scenario.baseline.unit}`,
-      );
-    }
-    const measured = summary(scenario, samples);
-    const baseline = summary(scenario.baseline, baseSamples);
-    const ratio = measured.median / baseline.median;
-    const result: ScenarioResult = { ...measured, bytes, better: scenario.better, baseline, ratio };
-    if (scenario.targetRatio !== undefined) {
-      result.targetRatio = scenario.targetRatio;
-      result.meetsTarget =
-        scenario.better === 'higher' ? ratio >= scenario.targetRatio : ratio <= scenario.targetRatio;
-    }
-    return result;
-  } finally {
-    await Promise.all(measurers.map((m) => m.close()));
+function judge(r: ScenarioResult): void {
+  const { shim, relay, direct } = r.variants;
+  if (!shim) return;
+  if (r.kind === 'throughput' && relay) {
+    r.figure = shim.median / relay.median;
+    r.meetsTarget = r.figure >= r.target;
+  } else if (r.kind === 'latency' && direct) {
+    r.figure = shim.median - direct.median;
+    r.meetsTarget = r.figure <= r.target;
+  } else if (r.kind === 'memory') {
+    r.figure = shim.median;
+    r.meetsTarget = r.figure <= r.target;
   }
+}
+
+async function runScenario(scenario: Scenario, ctx: BenchContext): Promise<ScenarioResult> {
+  const started = performance.now();
+  const result: ScenarioResult = {
+    name: scenario.name,
+    description: scenario.description,
+    kind: scenario.kind,
+    unit: scenario.unit,
+    size: scenario.size(quick),
+    upstream: scenario.upstream,
+    target: scenario.target,
+    variants: {},
+    loadavg: loadavg()[0]!,
+    seconds: 0,
+  };
+  try {
+    const trial = await scenario.setup(ctx);
+    const samples = new Map<VariantName, Sample[]>(trial.variants.map((v) => [v.name, []]));
+    try {
+      if (scenario.warmup !== false) for (const v of trial.variants) await v.measure(true);
+      const rounds = scenario.rounds?.(quick) ?? repeat;
+      for (let i = 0; i < rounds; i++) {
+        if (trial.measureTogether) {
+          const got = await trial.measureTogether();
+          for (const [name, s] of Object.entries(got)) samples.get(name as VariantName)?.push(s);
+        } else {
+          const n = trial.variants.length;
+          for (let k = 0; k < n; k++) {
+            const v = trial.variants[(i + k) % n]!;
+            const sample = await v.measure(false);
+            if (scenario.kind === 'throughput') addCpuPerGiB(v.name, sample);
+            samples.get(v.name)!.push(sample);
+          }
+        }
+        ctx.log(
+          `round ${i + 1}/${rounds}: ${trial.variants
+            .map((v) => `${v.name} ${samples.get(v.name)!.at(-1)?.value.toFixed(1)}`)
+            .join(', ')} ${scenario.unit}`,
+        );
+      }
+    } finally {
+      await trial.close?.();
+    }
+    for (const v of trial.variants) {
+      const s = samples.get(v.name)!;
+      result.variants[v.name] = {
+        path: v.path,
+        samples: s,
+        median: median(s.map((x) => x.value)),
+        extra: medians(s.map((x) => x.extra)),
+        cpu: medians(s.map((x) => x.cpu)),
+      };
+    }
+    judge(result);
+  } catch (err) {
+    result.error = (err as Error).message;
+    ctx.log(`FAILED: ${result.error}`);
+  }
+  result.seconds = (performance.now() - started) / 1000;
+  return result;
+}
+
+function cell(r: ScenarioResult, name: VariantName): string {
+  const v = r.variants[name];
+  if (!v) return '—';
+  if (r.kind === 'throughput') return `${v.median.toFixed(0)} MiB/s`;
+  if (r.kind === 'latency') return `${v.extra['p50']!.toFixed(0)} / ${v.median.toFixed(0)} µs`;
+  return `${v.median.toFixed(1)} ${r.unit}`;
+}
+
+function figureCell(r: ScenarioResult): string {
+  if (r.error) return `FAILED: ${r.error.slice(0, 60)}`;
+  if (r.figure === undefined) return '—';
+  if (r.kind === 'throughput') return `${r.figure.toFixed(2)}× relay`;
+  if (r.kind === 'latency') {
+    const p50 = r.variants.shim!.extra['p50']! - r.variants.direct!.extra['p50']!;
+    return `+${p50.toFixed(0)} / +${r.figure.toFixed(0)} µs`;
+  }
+  return `${r.figure.toFixed(1)} ${r.unit}`;
+}
+
+function targetCell(r: ScenarioResult): string {
+  if (r.kind === 'throughput') return `≥ ${r.target}×`;
+  if (r.kind === 'latency') return `p99 ≤ +${r.target} µs`;
+  return `≤ ${r.target} ${r.unit}`;
+}
+
+/** Where the CPU went on the shim path: client / shim / upstream / the rest of the machine, % of one core. */
+function cpuCell(r: ScenarioResult): string {
+  const c = r.variants.shim?.cpu;
+  if (!c || c['client'] === undefined) return '';
+  return `${c['client']} / ${c['shim']} / ${c['upstream']} / ${c['others']}`;
+}
+
+/** CPU seconds the middle process spent per GiB: relay, shim. */
+function cpuPerGiBCell(r: ScenarioResult): string {
+  const relay = r.variants.relay?.extra['middleCpuSecPerGiB'];
+  const shim = r.variants.shim?.extra['middleCpuSecPerGiB'];
+  if (relay === undefined || shim === undefined) return '';
+  return `${relay.toFixed(2)} / ${shim.toFixed(2)}`;
 }
 
 function table(results: ScenarioResult[]): string {
-  const rows = [['scenario', 'median', 'baseline', 'baseline median', 'ratio', 'target', 'size', 'runs']];
+  const rows = [
+    [
+      'scenario',
+      'size',
+      'direct',
+      'relay',
+      'shim',
+      'shim vs baseline',
+      'target',
+      'ok',
+      'cpu % c/shim/u/other',
+      'cpu s/GiB relay/shim',
+    ],
+  ];
   for (const r of results) {
     rows.push([
       r.name,
-      `${r.median.toFixed(1)} ${r.unit}`,
-      r.baseline.name,
-      `${r.baseline.median.toFixed(1)} ${r.baseline.unit}`,
-      r.ratio.toFixed(3),
-      r.targetRatio === undefined
-        ? '—'
-        : `${r.better === 'higher' ? '≥' : '≤'} ${r.targetRatio} ${r.meetsTarget ? 'ok' : 'MISSED'}`,
-      `${Math.round(r.bytes / (1024 * 1024))} MiB`,
-      String(r.samples.length),
+      r.size,
+      cell(r, 'direct'),
+      cell(r, 'relay'),
+      cell(r, 'shim'),
+      figureCell(r),
+      targetCell(r),
+      r.meetsTarget === undefined ? '—' : r.meetsTarget ? 'yes' : 'MISSED',
+      cpuCell(r),
+      cpuPerGiBCell(r),
     ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
-  return rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n');
+  const line = (row: string[]) => `| ${row.map((cellText, c) => cellText.padEnd(widths[c]!)).join(' | ')} |`;
+  return [
+    line(rows[0]!),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...rows.slice(1).map(line),
+  ].join('\n');
 }
 
-async function writeResults(results: ScenarioResult[]): Promise<string> {
-  const dir = fileURLToPath(new URL('./results/', import.meta.url));
-  await mkdir(dir, { recursive: true });
-  const file = `${dir}latest.json`;
-  const doc = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: cpus().length,
-    loadavg: loadavg(),
-    quick,
-    repeat,
-    results,
-  };
-  await writeFile(`${file}.tmp`, `${JSON.stringify(doc, null, 2)}\n`);
-  await rename(`${file}.tmp`, file);
-  return file;
+async function writeResults(
+  results: ScenarioResult[],
+  doc: Record<string, unknown>,
+  text: string,
+): Promise<string> {
+  await mkdir(resultsDir, { recursive: true });
+  const base = `${resultsDir}${quick ? 'latest-quick' : values.only ? 'latest-only' : 'latest'}`;
+  await writeFile(`${base}.json.tmp`, `${JSON.stringify({ ...doc, results }, null, 2)}\n`);
+  await rename(`${base}.json.tmp`, `${base}.json`);
+  await writeFile(`${base}.txt`, `${text}\n`);
+  return `${base}.json`;
 }
 
 if (!Number.isInteger(repeat) || repeat < 1) {
   log(`--repeat wants a positive whole number, got ${values.repeat}`);
   process.exit(2);
 }
-const selected = values.only ? scenarios.filter((s) => values.only!.includes(s.name)) : scenarios;
-if (selected.length === 0) {
-  log(`no scenario named ${values.only!.join(', ')}; known: ${scenarios.map((s) => s.name).join(', ')}`);
+if (execUpstream !== 'lean' && execUpstream !== 'emulator') {
+  log(`--upstream is lean or emulator, got ${values.upstream}`);
   process.exit(2);
 }
-const started = performance.now();
-const results: ScenarioResult[] = [];
-for (const scenario of selected) {
-  log(`${scenario.name} beside ${scenario.baseline.name}: ${repeat} rounds${quick ? ' (quick)' : ''}`);
-  results.push(await runScenario(scenario));
+const all = buildScenarios(execUpstream);
+const wanted = values.only?.flatMap((o) => o.split(','));
+const selected = wanted ? all.filter((s) => wanted.includes(s.name)) : all;
+if (selected.length === 0) {
+  log(`no scenario named ${wanted!.join(', ')}; known: ${all.map((s) => s.name).join(', ')}`);
+  process.exit(2);
 }
-process.stdout.write(`${table(results)}\n`);
-const file = await writeResults(results);
-log(`wrote ${file} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+const profileDir = values.profile
+  ? `${resultsDir}profiles/${new Date().toISOString().replace(/[:.]/g, '-')}`
+  : undefined;
+if (profileDir) await mkdir(profileDir, { recursive: true });
+const rig = new Rig();
+const started = performance.now();
+const loadBefore = loadavg();
+const results: ScenarioResult[] = [];
+try {
+  for (const scenario of selected) {
+    log(`${scenario.name}: ${scenario.description} (${scenario.size(quick)}, ${scenario.upstream} upstream)`);
+    results.push(await runScenario(scenario, { quick, rig, profileDir, log: (m) => log(`  ${m}`) }));
+  }
+} finally {
+  await rig.close();
+}
+const seconds = (performance.now() - started) / 1000;
+const text = [
+  table(results),
+  '',
+  `${quick ? 'quick' : 'full'} run, ${repeat} rounds (memory scenarios: 1), medians; ${seconds.toFixed(0)} s; ` +
+    `node ${process.version}, ${cpus().length} CPUs, load average ${loadBefore.map((l) => l.toFixed(1)).join(' ')} at start, ` +
+    `${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} at end`,
+].join('\n');
+process.stdout.write(`${text}\n`);
+const file = await writeResults(
+  results,
+  {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    loadavgStart: loadBefore,
+    loadavgEnd: loadavg(),
+    quick,
+    repeat,
+    execUpstream,
+    seconds,
+  },
+  text,
+);
+log(`wrote ${file}`);
+if (profileDir) {
+  for (const f of (await readdir(profileDir)).filter((n) => n.endsWith('.cpuprofile'))) {
+    process.stdout.write(`\n${summarise(`${profileDir}/${f}`, 25)}\n`);
+  }
+}
+if (results.some((r) => r.error)) process.exit(1);

@@ -1,50 +1,90 @@
 /**
- * What a benchmark is, for the runner (bench/run.ts). A scenario is always measured beside a
- * baseline in the same run, alternately, and reported as a ratio to it: this machine is shared and
- * noisy, absolute figures mean little (design.md "Targets").
+ * What a benchmark scenario is, for the runner (bench/run.ts). Every scenario measures the same
+ * load along up to three paths in the same run, alternately: `direct` (client → upstream),
+ * `relay` (client → plain Node TCP relay → upstream, the practical limit of a Node proxy) and
+ * `shim` (client → kubeshim translating → an upstream of the other protocol). Results are reported
+ * as the shim against the relay (or against direct, for latency): this machine is shared and noisy,
+ * absolute figures mean little (design.md "Targets").
  */
+import type { Rig } from './rig.js';
+
+export type VariantName = 'direct' | 'relay' | 'shim';
+export const VARIANTS: VariantName[] = ['direct', 'relay', 'shim'];
 
 export interface BenchContext {
   /** `--quick`: smaller sizes, the whole run under a minute. */
   quick: boolean;
-  /** Bytes each measurement moves, as the scenario chose; its baseline moves the same. */
-  bytes: number;
+  /** The shared processes (upstream, relay, shims, load generators). */
+  rig: Rig;
   /** One progress line on stderr. */
   log(message: string): void;
+  /** `--profile`: where the shim's CPU profiles go. */
+  profileDir?: string;
 }
 
-/** One measurement. `value` is in the benchmark's unit; the rest explains it. */
+/** One measurement of one variant. `value` is in the scenario's unit; the rest explains it. */
 export interface Sample {
   value: number;
-  bytes?: number;
-  ms?: number;
+  /** Other figures worth a median (ms, bytes, p50 …). */
+  extra?: Record<string, number>;
+  /** CPU of each process during the measurement, % of one core. */
+  cpu?: Record<string, number>;
 }
 
-/** Processes and sockets set up once, then measured several times. */
-export interface Measurer {
-  measure(): Promise<Sample>;
-  close(): Promise<void>;
+/** One path of a scenario, set up once and measured several times. */
+export interface Variant {
+  name: VariantName;
+  /** What carries the session, e.g. "WS v5 client → shim → SPDY upstream". */
+  path: string;
+  /** `warmup`: a smaller, discarded run (JIT, connection pools). */
+  measure(warmup: boolean): Promise<Sample>;
 }
 
-export interface Benchmark {
+export interface Trial {
+  variants: Variant[];
+  /** For scenarios whose variants run at the same time: one call measures them all. */
+  measureTogether?(): Promise<Partial<Record<VariantName, Sample>>>;
+  close?(): Promise<void>;
+}
+
+/**
+ * How a scenario is judged (design.md "Targets"):
+ * - `throughput`: shim ÷ relay ≥ target;
+ * - `latency`: shim p99 − direct p99 ≤ target (µs);
+ * - `memory`: the shim's value ≤ target (in the scenario's unit).
+ */
+export type Kind = 'throughput' | 'latency' | 'memory';
+
+export interface Scenario {
   name: string;
   description: string;
+  kind: Kind;
+  /** Unit of Sample.value. */
   unit: string;
-  /** Whether a bigger value is better (throughput) or a smaller one (latency, memory). */
-  better: 'higher' | 'lower';
-  setup(ctx: BenchContext): Promise<Measurer>;
-}
-
-export interface Scenario extends Benchmark {
-  /** Measured beside this scenario, with the same byte count. */
-  baseline: Benchmark;
-  /** Bytes per measurement. */
-  bytes(quick: boolean): number;
-  /** The design target as a ratio to the baseline (e.g. 0.8 = at least 80 % of the baseline). */
-  targetRatio?: number;
+  target: number;
+  /** Which upstream serves it, and why (reported). */
+  upstream: string;
+  /** What one measurement moves, for the table. */
+  size(quick: boolean): string;
+  /** Rounds instead of `--repeat` (memory scenarios are slow and steady). */
+  rounds?(quick: boolean): number;
+  /** Run a discarded warm-up round first (default true). */
+  warmup?: boolean;
+  setup(ctx: BenchContext): Promise<Trial>;
 }
 
 /** Throughput of `bytes` moved in `ms`, in MiB/s. */
 export function mibPerSecond(bytes: number, ms: number): number {
   return bytes / (1024 * 1024) / (ms / 1000);
+}
+
+export const KiB = 1024;
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+
+/** 1073741824 → "1 GiB", 33554432 → "32 MiB". */
+export function formatBytes(n: number): string {
+  if (n >= GiB && n % GiB === 0) return `${n / GiB} GiB`;
+  if (n >= MiB) return `${Math.round(n / MiB)} MiB`;
+  return `${Math.round(n / KiB)} KiB`;
 }

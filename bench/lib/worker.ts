@@ -1,10 +1,16 @@
 /**
- * Benchmark worker processes: load generators and systems under test each get a process of their
- * own (2 cores: one process would be the bottleneck). The parent forks a worker file, waits for its
- * `ready` (with what it listens on), then calls named handlers over IPC, one reply per call.
+ * Benchmark worker processes: load generators, systems under test and upstreams each get a process
+ * of their own (2 cores: one process would be the bottleneck, and the runner wants to see which
+ * process spends the CPU). The parent forks a worker file, waits for its `ready` (with what it
+ * listens on), then calls named handlers over IPC, one reply per call. Every worker answers
+ * `memory` (process.memoryUsage after a full GC), and `profileStart` / `profileStop` (the V8 CPU
+ * profiler that `--cpu-prof` uses, limited to what the runner wants measured; the profile is written
+ * as a .cpuprofile file).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { fileURLToPath } from 'node:url';
 
 type Info = Record<string, unknown>;
@@ -17,10 +23,19 @@ interface Reply {
 }
 
 export interface Worker {
+  /** Which worker file, for messages. */
+  name: string;
+  pid: number;
   /** What the worker said when it was ready (e.g. its port). */
   info: Info;
   call<T>(type: string, params?: Info): Promise<T>;
   stop(): Promise<void>;
+}
+
+export interface WorkerOptions {
+  /** Extra node flags, e.g. `--cpu-prof`. */
+  nodeFlags?: string[];
+  readyTimeoutMs?: number;
 }
 
 /** A worker file under bench/workers/. */
@@ -28,22 +43,28 @@ export function workerFile(name: string): string {
   return fileURLToPath(new URL(`../workers/${name}.ts`, import.meta.url));
 }
 
-/** Fork `file` (TypeScript, run through tsx) and wait until it is ready. */
-export async function startWorker(file: string, info: Info = {}, readyTimeoutMs = 30_000): Promise<Worker> {
-  const child: ChildProcess = fork(file, [JSON.stringify(info)], {
-    execArgv: ['--import', 'tsx'],
+/** Fork bench/workers/`name`.ts (TypeScript, run through tsx) and wait until it is ready. */
+export async function startWorker(
+  name: string,
+  params: Info = {},
+  opts: WorkerOptions = {},
+): Promise<Worker> {
+  const file = workerFile(name);
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
+  const child: ChildProcess = fork(file, [JSON.stringify(params)], {
+    execArgv: ['--import', 'tsx', '--expose-gc', ...(opts.nodeFlags ?? [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 1;
   const ready = new Promise<Info>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`${file}: not ready in ${readyTimeoutMs} ms`)),
+      () => reject(new Error(`${name}: not ready in ${readyTimeoutMs} ms`)),
       readyTimeoutMs,
     );
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`${file} exited with ${code} before it was ready`));
+      reject(new Error(`${name} exited with ${code} before it was ready`));
     });
     child.on('message', (m: { type?: string; info?: Info } & Reply) => {
       if (m.type === 'ready') {
@@ -54,29 +75,42 @@ export async function startWorker(file: string, info: Info = {}, readyTimeoutMs 
       const p = pending.get(m.id);
       if (p === undefined) return;
       pending.delete(m.id);
-      if (m.error !== undefined) p.reject(new Error(m.error));
+      if (m.error !== undefined) p.reject(new Error(`${name}: ${m.error}`));
       else p.resolve(m.result);
     });
   });
   child.on('exit', (code, signal) => {
-    for (const p of pending.values()) p.reject(new Error(`${file} exited (${code ?? signal})`));
+    for (const p of pending.values()) p.reject(new Error(`${name} exited (${code ?? signal})`));
     pending.clear();
   });
-  const workerInfo = await ready;
+  let workerInfo: Info;
+  try {
+    workerInfo = await ready;
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
   return {
+    name,
+    pid: child.pid ?? -1,
     info: workerInfo,
-    call<T>(type: string, params: Info = {}): Promise<T> {
+    call<T>(type: string, callParams: Info = {}): Promise<T> {
       const id = nextId++;
       return new Promise<T>((resolve, reject) => {
+        if (!child.connected) {
+          reject(new Error(`${name} is gone`));
+          return;
+        }
         pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-        child.send({ id, type, params });
+        child.send({ id, type, params: callParams });
       });
     },
     async stop(): Promise<void> {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
-      child.disconnect();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      if (child.connected) child.disconnect();
+      // a worker writing a CPU profile on its way out takes a moment
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
       await exited;
       clearTimeout(timer);
     },
@@ -84,15 +118,25 @@ export async function startWorker(file: string, info: Info = {}, readyTimeoutMs 
 }
 
 /** In a worker: the parameters it was started with. */
-export function workerParams(): Info {
-  return JSON.parse(process.argv[2] ?? '{}') as Info;
+export function workerParams<T = Info>(): T {
+  return JSON.parse(process.argv[2] ?? '{}') as T;
 }
 
-/** In a worker: announce readiness and serve calls until the parent goes away. */
-export function serveWorker(info: Info, handlers: Record<string, Handler>): void {
+/**
+ * In a worker: announce readiness and serve calls until the parent goes away; then `shutdown`
+ * (bounded by the parent's kill timer) and a normal exit.
+ */
+export function serveWorker(
+  info: Info,
+  handlers: Record<string, Handler>,
+  shutdown?: () => Promise<void>,
+): void {
+  const all: Record<string, Handler> = { memory: memoryAfterGc, profileStart, profileStop, ...handlers };
   process.on('message', (m: { id: number; type: string; params: Info }) => {
-    const handler = handlers[m.type];
-    const reply = (r: Omit<Reply, 'id'>) => process.send?.({ id: m.id, ...r });
+    const handler = all[m.type];
+    const reply = (r: Omit<Reply, 'id'>) => {
+      if (process.connected) process.send?.({ id: m.id, ...r });
+    };
     if (handler === undefined) {
       reply({ error: `unknown call ${m.type}` });
       return;
@@ -102,6 +146,38 @@ export function serveWorker(info: Info, handlers: Record<string, Handler>): void
       (err: Error) => reply({ error: err.message }),
     );
   });
-  process.on('disconnect', () => process.exit(0));
+  // a normal exit, so that --cpu-prof writes its profile
+  process.on('disconnect', () => {
+    const done = () => process.exit(0);
+    if (shutdown) shutdown().then(done, done);
+    else done();
+  });
   process.send?.({ type: 'ready', info });
+}
+
+async function memoryAfterGc(): Promise<NodeJS.MemoryUsage> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  await new Promise((r) => setImmediate(r));
+  gc?.();
+  return process.memoryUsage();
+}
+
+let profiler: Session | undefined;
+
+async function profileStart(): Promise<void> {
+  if (profiler) return;
+  profiler = new Session();
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.setSamplingInterval', { interval: 250 }); // µs
+  await profiler.post('Profiler.start');
+}
+
+async function profileStop(params: Info): Promise<void> {
+  if (!profiler) throw new Error('the profiler was not started');
+  const { profile } = await profiler.post('Profiler.stop');
+  profiler.disconnect();
+  profiler = undefined;
+  await writeFile(String(params['file']), JSON.stringify(profile));
 }

@@ -1,0 +1,61 @@
+/**
+ * The processes a run shares: the upstream(s), the TCP relay in front of each, a shim per forced
+ * upstream protocol, and the load generators — each in a process of its own, started on first use
+ * and kept for the scenarios after (starting a worker costs about a second). Scenarios that measure
+ * a process's memory take fresh ones (`fresh`) and stop them themselves.
+ */
+import type { Worker } from './worker.js';
+import { startWorker } from './worker.js';
+
+export type UpstreamKind = 'lean' | 'emulator';
+export type ShimMode = 'spdy' | 'websocket';
+export type ClientName = 'ws-exec-client' | 'spdy-exec-client' | 'portforward-client';
+
+export class Rig {
+  private readonly workers = new Map<string, Promise<Worker>>();
+
+  upstream(kind: UpstreamKind): Promise<Worker> {
+    return this.once(`upstream:${kind}`, () => startWorker(kind === 'lean' ? 'upstream' : 'emulator'));
+  }
+
+  /** A TCP relay in front of the `kind` upstream. */
+  relay(kind: UpstreamKind): Promise<Worker> {
+    return this.once(`relay:${kind}`, async () =>
+      this.fresh('tcp-relay', { target: (await this.upstream(kind)).info['url'] }),
+    );
+  }
+
+  /** A shim in front of the `kind` upstream, translating every session to `mode`. */
+  shim(mode: ShimMode, kind: UpstreamKind): Promise<Worker> {
+    return this.once(`shim:${mode}:${kind}`, async () => this.freshShim(mode, kind));
+  }
+
+  /** A shim process of its own (the caller stops it). */
+  async freshShim(mode: ShimMode, kind: UpstreamKind): Promise<Worker> {
+    return startWorker('shim', { upstream: (await this.upstream(kind)).info['url'], mode });
+  }
+
+  client(name: ClientName): Promise<Worker> {
+    return this.once(`client:${name}`, () => startWorker(name));
+  }
+
+  /** Any worker in a process of its own (the caller stops it). */
+  fresh(name: string, params: Record<string, unknown> = {}): Promise<Worker> {
+    return startWorker(name, params);
+  }
+
+  async close(): Promise<void> {
+    const all = await Promise.allSettled(this.workers.values());
+    this.workers.clear();
+    await Promise.all(all.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
+  }
+
+  private once(key: string, start: () => Promise<Worker>): Promise<Worker> {
+    let w = this.workers.get(key);
+    if (w === undefined) {
+      w = start();
+      this.workers.set(key, w);
+    }
+    return w;
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The three paths of a scenario, made fair: direct and relay carry the client's own protocol to an
+ * upstream of that protocol; the shim carries it to an upstream of the other protocol, translating.
+ * Same client process, same upstream process, same bytes; only the middle differs. Each
+ * measurement also records the CPU each process used, so the table can say what ran out first.
+ */
+import { CpuMeter } from './proc.js';
+import type { ClientName, ShimMode, UpstreamKind } from './rig.js';
+import { expectShimSessionsOk, resetShimSessions } from './shim-check.js';
+import type { BenchContext, Sample, Trial, Variant, VariantName } from './types.js';
+import type { Worker } from './worker.js';
+
+export interface PathSpec {
+  client: ClientName;
+  /** The client's protocol, e.g. "WS v5", and the translated upstream's, e.g. "SPDY". */
+  speaks: string;
+  translatedTo: string;
+  /** The upstream protocol the shim is forced to. */
+  shimMode: ShimMode;
+  upstream: UpstreamKind;
+}
+
+/** One measurement: the load generator's call against `url`. */
+export type RunOnce = (client: Worker, url: string, warmup: boolean) => Promise<Omit<Sample, 'cpu'>>;
+
+/**
+ * Set up the three paths. `shimSessionsPerRun`: how many sessions one measurement opens through
+ * the shim; at the end every one of them must have ended as a success in the shim's log. With
+ * `--profile`, the shim's measured rounds (not its warm-up) are CPU-profiled into `<name>.cpuprofile`.
+ */
+export async function threePaths(
+  ctx: BenchContext,
+  spec: PathSpec & { name: string },
+  shimSessionsPerRun: number,
+  run: RunOnce,
+): Promise<Trial> {
+  const { rig } = ctx;
+  const [client, upstream, relay, shim] = await Promise.all([
+    rig.client(spec.client),
+    rig.upstream(spec.upstream),
+    rig.relay(spec.upstream),
+    rig.shim(spec.shimMode, spec.upstream),
+  ]);
+  await resetShimSessions(shim);
+  let shimRuns = 0;
+  let profiling = false;
+  const variant = (name: VariantName, middle: Worker | undefined, path: string): Variant => ({
+    name,
+    path,
+    async measure(warmup) {
+      if (ctx.profileDir && name === 'shim' && !warmup && !profiling) {
+        profiling = true;
+        await shim.call('profileStart');
+      }
+      const pids: Record<string, number> = { client: client.pid, upstream: upstream.pid };
+      if (middle) pids[name] = middle.pid;
+      const cpu = new CpuMeter(pids);
+      const sample = await run(client, String((middle ?? upstream).info['url']), warmup);
+      if (name === 'shim') shimRuns++;
+      return { ...sample, cpu: cpu.stop() };
+    },
+  });
+  const up = `${spec.speaks} upstream`;
+  return {
+    variants: [
+      variant('direct', undefined, `${spec.speaks} client → ${up}`),
+      variant('relay', relay, `${spec.speaks} client → TCP relay → ${up}`),
+      variant('shim', shim, `${spec.speaks} client → kubeshim → ${spec.translatedTo} upstream`),
+    ],
+    close: async () => {
+      if (profiling) await shim.call('profileStop', { file: `${ctx.profileDir}/${spec.name}.cpuprofile` });
+      await expectShimSessionsOk(shim, shimRuns * shimSessionsPerRun);
+    },
+  };
+}

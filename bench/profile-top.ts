@@ -1,0 +1,103 @@
+/**
+ * Summarise a V8 CPU profile (`node --cpu-prof`, `npm run bench -- --profile`): the top functions
+ * by self time, and self time by file. `npx tsx bench/profile-top.ts FILE.cpuprofile [N]`.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface SelfTime {
+  name: string;
+  where: string;
+  ms: number;
+  /** % of the time the process was not idle. */
+  percent: number;
+}
+
+const root = fileURLToPath(new URL('../', import.meta.url));
+
+function shortUrl(url: string): string {
+  if (url === '') return '';
+  const path = url.startsWith('file://') ? fileURLToPath(url) : url;
+  return path.startsWith(root) ? path.slice(root.length) : path;
+}
+
+/** Self time per function and per file, busiest first; `(idle)` is left out of the percentages. */
+export function selfTimes(profile: CpuProfile): {
+  functions: SelfTime[];
+  files: SelfTime[];
+  busyMs: number;
+  idleMs: number;
+} {
+  const byNode = new Map<number, number>();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const id = profile.samples[i]!;
+    byNode.set(id, (byNode.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  }
+  const functions = new Map<string, SelfTime>();
+  const files = new Map<string, SelfTime>();
+  let idleMs = 0;
+  let busyMs = 0;
+  for (const node of profile.nodes) {
+    const ms = (byNode.get(node.id) ?? 0) / 1000;
+    if (ms === 0) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const name = functionName || '(anonymous)';
+    if (name === '(idle)') {
+      idleMs += ms;
+      continue;
+    }
+    busyMs += ms;
+    const file = shortUrl(url);
+    const where = file ? `${file}:${lineNumber + 1}` : '';
+    const key = `${name} ${where}`;
+    const f = functions.get(key) ?? { name, where, ms: 0, percent: 0 };
+    f.ms += ms;
+    functions.set(key, f);
+    const fileKey = file || name;
+    const g = files.get(fileKey) ?? { name: fileKey, where: '', ms: 0, percent: 0 };
+    g.ms += ms;
+    files.set(fileKey, g);
+  }
+  const finish = (m: Map<string, SelfTime>) =>
+    [...m.values()].map((t) => ({ ...t, percent: (t.ms / busyMs) * 100 })).sort((a, b) => b.ms - a.ms);
+  return { functions: finish(functions), files: finish(files), busyMs, idleMs };
+}
+
+function load(file: string): CpuProfile {
+  return JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+}
+
+/** A printable summary: the top `n` functions and the top files. */
+export function summarise(file: string, n = 25): string {
+  const { functions, files, busyMs, idleMs } = selfTimes(load(file));
+  const line = (t: SelfTime) =>
+    `${t.ms.toFixed(0).padStart(8)} ms ${t.percent.toFixed(1).padStart(5)} %  ${t.name}${t.where ? `  ${t.where}` : ''}`;
+  return [
+    `${file}: busy ${busyMs.toFixed(0)} ms, idle ${idleMs.toFixed(0)} ms`,
+    `top ${n} functions by self time (% of busy):`,
+    ...functions.slice(0, n).map(line),
+    'self time by file:',
+    ...files.slice(0, 15).map(line),
+  ].join('\n');
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const [file, n] = process.argv.slice(2);
+  if (!file) {
+    process.stderr.write('usage: tsx bench/profile-top.ts FILE.cpuprofile [N]\n');
+    process.exit(2);
+  }
+  process.stdout.write(`${summarise(file, Number(n ?? 25))}\n`);
+}

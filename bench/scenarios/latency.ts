@@ -1,0 +1,36 @@
+/**
+ * Keystroke latency: one `cat` session, 1-byte stdin writes each waiting for its echo on stdout,
+ * one after the other, along the three paths (bench/lib/three-paths.ts). The figure is the round
+ * trip's p99 in microseconds; what is judged is what the shim adds over the direct path
+ * (design.md: ≤ 200 µs at p99).
+ */
+import type { Percentiles } from '../lib/stats.js';
+import { type PathSpec, threePaths } from '../lib/three-paths.js';
+import type { Scenario } from '../lib/types.js';
+
+export interface LatencySpec extends PathSpec {
+  name: string;
+  description: string;
+}
+
+const roundTrips = (quick: boolean) => (quick ? 300 : 3000);
+
+export function latencyScenario(spec: LatencySpec): Scenario {
+  return {
+    name: spec.name,
+    description: spec.description,
+    kind: 'latency',
+    unit: 'µs',
+    target: 200,
+    upstream: spec.upstream,
+    size: (quick) => `${roundTrips(quick)} round trips`,
+    setup: (ctx) =>
+      threePaths(ctx, spec, 1, async (client, url, warmup) => {
+        const r = await client.call<Percentiles>('echo', {
+          url,
+          count: warmup ? 200 : roundTrips(ctx.quick),
+        });
+        return { value: r.p99, extra: { p50: r.p50, p90: r.p90, max: r.max } };
+      }),
+  };
+}

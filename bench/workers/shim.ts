@@ -1,0 +1,60 @@
+/**
+ * The system under test: kubeshim's listener (startShim) as `serve` composes it — the bastion form
+ * of the upstream target (no kubeconfig), metrics on, info-level JSON log — with the upstream
+ * protocol forced (`spdy` or `websocket`) so that every session is translated. Its log is read here:
+ * `sessions` tells how the sessions it carried ended, so a run that "measured" failures shows it.
+ */
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/observe/logger.js';
+import { Metrics } from '../../src/observe/metrics.js';
+import { startShim } from '../../src/server/listener.js';
+import type { UpstreamMode } from '../../src/server/stream-handler.js';
+import { loadUpstreamTarget } from '../../src/upstream/target.js';
+import { serveWorker, workerParams } from '../lib/worker.js';
+
+const { upstream, mode } = workerParams<{ upstream: string; mode: UpstreamMode }>();
+
+let outcomes: Record<string, number> = {};
+let problems: string[] = [];
+const logSink = new Writable({
+  write(chunk: Buffer, _enc, callback) {
+    const line = chunk.toString();
+    if (line.includes('"msg":"session"') || line.includes('"level":40') || line.includes('"level":50')) {
+      const entry = JSON.parse(line) as {
+        msg: string;
+        level: number;
+        outcome?: string;
+        closeReason?: string;
+      };
+      if (entry.msg === 'session') outcomes[entry.outcome ?? '?'] = (outcomes[entry.outcome ?? '?'] ?? 0) + 1;
+      if (entry.level >= 40 && problems.length < 5)
+        problems.push(`${entry.msg} ${entry.closeReason ?? ''}`.trim());
+    }
+    callback();
+  },
+});
+
+// the bastion form: --upstream without a kubeconfig
+const target = await loadUpstreamTarget({ upstream }, { HOME: '/nonexistent' });
+const shim = await startShim({
+  host: '127.0.0.1',
+  port: 0,
+  target,
+  mode,
+  log: createLogger({ level: 'info', destination: logSink }),
+  metrics: new Metrics(),
+  maxSessions: 0, // the idle scenario holds thousands
+});
+
+serveWorker(
+  { url: shim.url },
+  {
+    /** How the sessions since the last call ended, and the first few warnings. */
+    sessions: async () => {
+      const r = { outcomes, problems, active: shim.sessions.size };
+      outcomes = {};
+      problems = [];
+      return r;
+    },
+  },
+);
