@@ -1,6 +1,8 @@
 /**
  * Summarise a V8 CPU profile (`node --cpu-prof`, `npm run bench -- --profile`): the top functions
- * by self time, and self time by file. `npx tsx bench/profile-top.ts FILE.cpuprofile [N]`.
+ * by self time, self time by file, and kubeshim's own functions (src/) by total time, callees
+ * included — which of our code paths the self time is spent under.
+ * `npx tsx bench/profile-top.ts FILE.cpuprofile [N]`.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +28,13 @@ export interface SelfTime {
 }
 
 const root = fileURLToPath(new URL('../', import.meta.url));
+
+/** File and line; tsx-compiled files report line 1 for everything, so only the file is kept for those. */
+function place(url: string, lineNumber: number): string {
+  const file = shortUrl(url);
+  if (file === '') return '';
+  return lineNumber > 0 ? `${file}:${lineNumber + 1}` : file;
+}
 
 function shortUrl(url: string): string {
   if (url === '') return '';
@@ -59,8 +68,8 @@ export function selfTimes(profile: CpuProfile): {
       continue;
     }
     busyMs += ms;
+    const where = place(url, lineNumber);
     const file = shortUrl(url);
-    const where = file ? `${file}:${lineNumber + 1}` : '';
     const key = `${name} ${where}`;
     const f = functions.get(key) ?? { name, where, ms: 0, percent: 0 };
     f.ms += ms;
@@ -75,13 +84,49 @@ export function selfTimes(profile: CpuProfile): {
   return { functions: finish(functions), files: finish(files), busyMs, idleMs };
 }
 
+/** Total time (self + callees) of each function of src/, each sample counted once per function. */
+export function projectTotals(profile: CpuProfile, busyMs: number): SelfTime[] {
+  const parent = new Map<number, ProfileNode>();
+  const byId = new Map<number, ProfileNode>();
+  for (const node of profile.nodes) {
+    byId.set(node.id, node);
+    for (const child of node.children ?? []) parent.set(child, node);
+  }
+  const selfMs = new Map<number, number>();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const id = profile.samples[i]!;
+    selfMs.set(id, (selfMs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
+  }
+  const totals = new Map<string, SelfTime>();
+  for (const [id, ms] of selfMs) {
+    if (byId.get(id)?.callFrame.functionName === '(idle)') continue;
+    const seen = new Set<string>();
+    for (let node = byId.get(id); node; node = parent.get(node.id)) {
+      const { functionName, url, lineNumber } = node.callFrame;
+      if (!shortUrl(url).startsWith('src/')) continue;
+      const name = functionName || '(anonymous)';
+      const where = place(url, lineNumber);
+      const key = `${name} ${where}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const t = totals.get(key) ?? { name, where, ms: 0, percent: 0 };
+      t.ms += ms;
+      totals.set(key, t);
+    }
+  }
+  return [...totals.values()]
+    .map((t) => ({ ...t, percent: (t.ms / busyMs) * 100 }))
+    .sort((a, b) => b.ms - a.ms);
+}
+
 function load(file: string): CpuProfile {
   return JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
 }
 
 /** A printable summary: the top `n` functions and the top files. */
 export function summarise(file: string, n = 25): string {
-  const { functions, files, busyMs, idleMs } = selfTimes(load(file));
+  const profile = load(file);
+  const { functions, files, busyMs, idleMs } = selfTimes(profile);
   const line = (t: SelfTime) =>
     `${t.ms.toFixed(0).padStart(8)} ms ${t.percent.toFixed(1).padStart(5)} %  ${t.name}${t.where ? `  ${t.where}` : ''}`;
   return [
@@ -90,6 +135,8 @@ export function summarise(file: string, n = 25): string {
     ...functions.slice(0, n).map(line),
     'self time by file:',
     ...files.slice(0, 15).map(line),
+    'kubeshim functions (src/) by total time, callees included:',
+    ...projectTotals(profile, busyMs).slice(0, 15).map(line),
   ].join('\n');
 }
 

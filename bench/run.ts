@@ -3,9 +3,9 @@
  * [-- --upstream lean|emulator] [-- --profile]`.
  *
  * For each scenario of the registry (bench/scenarios/index.ts) it sets up its paths (direct,
- * relay, shim), runs one discarded warm-up of each, then measures them `repeat` times, rotating
- * which path goes first each round so that a drift in machine load favours none, and reports the
- * medians, the shim against its baseline and the design target. Results: a table on stdout and
+ * relay, shim), runs a discarded warm-up of each round's processes, then measures the paths
+ * `repeat` times, rotating which path goes first each round so that a drift in machine load favours
+ * none, and reports the medians, the shim against its baseline and the design target. Results: a table on stdout and
  * JSON + the table under bench/results/. With `--profile` the shim's measured rounds of each
  * three-path scenario are CPU-profiled (bench/results/profiles/), summarised at the end. Not part of
  * `npm test`.
@@ -39,6 +39,7 @@ interface ScenarioResult {
   variants: Partial<Record<VariantName, VariantResult>>;
   /** 1-minute load average when the scenario started (the machine is shared). */
   loadavg: number;
+  rounds: number;
   /** shim ÷ relay (throughput), µs added at p99 (latency), the shim's figure (memory). */
   figure?: number;
   meetsTarget?: boolean;
@@ -93,7 +94,10 @@ function judge(r: ScenarioResult): void {
   }
 }
 
-async function runScenario(scenario: Scenario, ctx: BenchContext): Promise<ScenarioResult> {
+async function runScenario(
+  scenario: Scenario,
+  ctx: Omit<BenchContext, 'rounds' | 'slots'>,
+): Promise<ScenarioResult> {
   const started = performance.now();
   const result: ScenarioResult = {
     name: scenario.name,
@@ -105,14 +109,19 @@ async function runScenario(scenario: Scenario, ctx: BenchContext): Promise<Scena
     target: scenario.target,
     variants: {},
     loadavg: loadavg()[0]!,
+    rounds: 0,
     seconds: 0,
   };
   try {
-    const trial = await scenario.setup(ctx);
+    const rounds = scenario.rounds?.(quick) ?? repeat;
+    result.rounds = rounds;
+    // a smoke test in --quick: one process of each kind; else up to `repeat` of them
+    const trial = await scenario.setup({ ...ctx, rounds, slots: quick ? 1 : Math.min(rounds, repeat) });
     const samples = new Map<VariantName, Sample[]>(trial.variants.map((v) => [v.name, []]));
     try {
-      if (scenario.warmup !== false) for (const v of trial.variants) await v.measure(true);
-      const rounds = scenario.rounds?.(quick) ?? repeat;
+      if (scenario.warmup !== false) {
+        for (let i = 0; i < rounds; i++) for (const v of trial.variants) await v.measure(true, i);
+      }
       for (let i = 0; i < rounds; i++) {
         if (trial.measureTogether) {
           const got = await trial.measureTogether();
@@ -121,7 +130,7 @@ async function runScenario(scenario: Scenario, ctx: BenchContext): Promise<Scena
           const n = trial.variants.length;
           for (let k = 0; k < n; k++) {
             const v = trial.variants[(i + k) % n]!;
-            const sample = await v.measure(false);
+            const sample = await v.measure(false, i);
             if (scenario.kind === 'throughput') addCpuPerGiB(v.name, sample);
             samples.get(v.name)!.push(sample);
           }
@@ -199,6 +208,7 @@ function table(results: ScenarioResult[]): string {
     [
       'scenario',
       'size',
+      'n',
       'direct',
       'relay',
       'shim',
@@ -213,6 +223,7 @@ function table(results: ScenarioResult[]): string {
     rows.push([
       r.name,
       r.size,
+      String(r.rounds),
       cell(r, 'direct'),
       cell(r, 'relay'),
       cell(r, 'shim'),
@@ -271,7 +282,14 @@ const results: ScenarioResult[] = [];
 try {
   for (const scenario of selected) {
     log(`${scenario.name}: ${scenario.description} (${scenario.size(quick)}, ${scenario.upstream} upstream)`);
-    results.push(await runScenario(scenario, { quick, rig, profileDir, log: (m) => log(`  ${m}`) }));
+    results.push(
+      await runScenario(scenario, {
+        quick,
+        rig,
+        profileDir,
+        log: (m) => log(`  ${m}`),
+      }),
+    );
   }
 } finally {
   await rig.close();
@@ -280,7 +298,7 @@ const seconds = (performance.now() - started) / 1000;
 const text = [
   table(results),
   '',
-  `${quick ? 'quick' : 'full'} run, ${repeat} rounds (memory scenarios: 1), medians; ${seconds.toFixed(0)} s; ` +
+  `${quick ? 'quick' : 'full'} run, medians of n rounds; ${seconds.toFixed(0)} s; ` +
     `node ${process.version}, ${cpus().length} CPUs, load average ${loadBefore.map((l) => l.toFixed(1)).join(' ')} at start, ` +
     `${loadavg()
       .map((l) => l.toFixed(1))

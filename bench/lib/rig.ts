@@ -1,8 +1,11 @@
 /**
- * The processes a run shares: the upstream(s), the TCP relay in front of each, a shim per forced
+ * The processes a run shares: the upstream(s), TCP relays in front of each, shims per forced
  * upstream protocol, and the load generators — each in a process of its own, started on first use
- * and kept for the scenarios after (starting a worker costs about a second). Scenarios that measure
- * a process's memory take fresh ones (`fresh`) and stop them themselves.
+ * and kept for the scenarios after (starting a worker costs about a second). Relays and shims come
+ * in numbered slots: round r of every scenario goes through slot r, so that the rounds of a
+ * scenario sample different processes (a shim process can settle into a slower or faster state for
+ * its whole life; the medians should not hang on one process). Scenarios that measure a process's
+ * memory take fresh ones (`fresh`) and stop them themselves.
  */
 import type { Worker } from './worker.js';
 import { startWorker } from './worker.js';
@@ -18,16 +21,16 @@ export class Rig {
     return this.once(`upstream:${kind}`, () => startWorker(kind === 'lean' ? 'upstream' : 'emulator'));
   }
 
-  /** A TCP relay in front of the `kind` upstream. */
-  relay(kind: UpstreamKind): Promise<Worker> {
-    return this.once(`relay:${kind}`, async () =>
+  /** TCP relay number `slot` in front of the `kind` upstream. */
+  relay(kind: UpstreamKind, slot: number): Promise<Worker> {
+    return this.once(`relay:${kind}:${slot}`, async () =>
       this.fresh('tcp-relay', { target: (await this.upstream(kind)).info['url'] }),
     );
   }
 
-  /** A shim in front of the `kind` upstream, translating every session to `mode`. */
-  shim(mode: ShimMode, kind: UpstreamKind): Promise<Worker> {
-    return this.once(`shim:${mode}:${kind}`, async () => this.freshShim(mode, kind));
+  /** Shim number `slot` in front of the `kind` upstream, translating every session to `mode`. */
+  shim(mode: ShimMode, kind: UpstreamKind, slot: number): Promise<Worker> {
+    return this.once(`shim:${mode}:${kind}:${slot}`, async () => this.freshShim(mode, kind));
   }
 
   /** A shim process of its own (the caller stops it). */

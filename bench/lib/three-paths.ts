@@ -1,8 +1,9 @@
 /**
  * The three paths of a scenario, made fair: direct and relay carry the client's own protocol to an
  * upstream of that protocol; the shim carries it to an upstream of the other protocol, translating.
- * Same client process, same upstream process, same bytes; only the middle differs. Each
- * measurement also records the CPU each process used, so the table can say what ran out first.
+ * Same client process, same upstream process, same bytes; only the middle differs. Round r goes
+ * through relay and shim slot r (bench/lib/rig.ts). Each measurement also records the CPU each
+ * process used, so the table can say what ran out first.
  */
 import { CpuMeter } from './proc.js';
 import type { ClientName, ShimMode, UpstreamKind } from './rig.js';
@@ -25,8 +26,9 @@ export type RunOnce = (client: Worker, url: string, warmup: boolean) => Promise<
 
 /**
  * Set up the three paths. `shimSessionsPerRun`: how many sessions one measurement opens through
- * the shim; at the end every one of them must have ended as a success in the shim's log. With
- * `--profile`, the shim's measured rounds (not its warm-up) are CPU-profiled into `<name>.cpuprofile`.
+ * a shim; at the end every one of them must have ended as a success in its shim's log. With
+ * `--profile`, the measured rounds (not the warm-up) through shim slot 0 are CPU-profiled into
+ * `<name>.cpuprofile`.
  */
 export async function threePaths(
   ctx: BenchContext,
@@ -35,28 +37,31 @@ export async function threePaths(
   run: RunOnce,
 ): Promise<Trial> {
   const { rig } = ctx;
-  const [client, upstream, relay, shim] = await Promise.all([
+  const slots = Array.from({ length: ctx.slots }, (_, i) => i);
+  const [client, upstream, relays, shims] = await Promise.all([
     rig.client(spec.client),
     rig.upstream(spec.upstream),
-    rig.relay(spec.upstream),
-    rig.shim(spec.shimMode, spec.upstream),
+    Promise.all(slots.map((i) => rig.relay(spec.upstream, i))),
+    Promise.all(slots.map((i) => rig.shim(spec.shimMode, spec.upstream, i))),
   ]);
-  await resetShimSessions(shim);
-  let shimRuns = 0;
+  await Promise.all(shims.map(resetShimSessions));
+  const shimRuns = new Map<Worker, number>();
+  const profiled = shims[0]!;
   let profiling = false;
-  const variant = (name: VariantName, middle: Worker | undefined, path: string): Variant => ({
+  const variant = (name: VariantName, middles: Worker[] | undefined, path: string): Variant => ({
     name,
     path,
-    async measure(warmup) {
-      if (ctx.profileDir && name === 'shim' && !warmup && !profiling) {
+    async measure(warmup, round) {
+      const middle = middles?.[round % ctx.slots];
+      if (ctx.profileDir && middle === profiled && !warmup && !profiling) {
         profiling = true;
-        await shim.call('profileStart');
+        await profiled.call('profileStart');
       }
       const pids: Record<string, number> = { client: client.pid, upstream: upstream.pid };
       if (middle) pids[name] = middle.pid;
       const cpu = new CpuMeter(pids);
       const sample = await run(client, String((middle ?? upstream).info['url']), warmup);
-      if (name === 'shim') shimRuns++;
+      if (name === 'shim') shimRuns.set(middle!, (shimRuns.get(middle!) ?? 0) + 1);
       return { ...sample, cpu: cpu.stop() };
     },
   });
@@ -64,12 +69,13 @@ export async function threePaths(
   return {
     variants: [
       variant('direct', undefined, `${spec.speaks} client → ${up}`),
-      variant('relay', relay, `${spec.speaks} client → TCP relay → ${up}`),
-      variant('shim', shim, `${spec.speaks} client → kubeshim → ${spec.translatedTo} upstream`),
+      variant('relay', relays, `${spec.speaks} client → TCP relay → ${up}`),
+      variant('shim', shims, `${spec.speaks} client → kubeshim → ${spec.translatedTo} upstream`),
     ],
     close: async () => {
-      if (profiling) await shim.call('profileStop', { file: `${ctx.profileDir}/${spec.name}.cpuprofile` });
-      await expectShimSessionsOk(shim, shimRuns * shimSessionsPerRun);
+      if (profiling)
+        await profiled.call('profileStop', { file: `${ctx.profileDir}/${spec.name}.cpuprofile` });
+      for (const [shim, runs] of shimRuns) await expectShimSessionsOk(shim, runs * shimSessionsPerRun);
     },
   };
 }

@@ -20,6 +20,10 @@ export interface BenchContext {
   log(message: string): void;
   /** `--profile`: where the shim's CPU profiles go. */
   profileDir?: string;
+  /** Measured rounds of the scenario being set up. */
+  rounds: number;
+  /** How many relay and shim processes those rounds go through (round r: slot r % slots). */
+  slots: number;
 }
 
 /** One measurement of one variant. `value` is in the scenario's unit; the rest explains it. */
@@ -36,8 +40,11 @@ export interface Variant {
   name: VariantName;
   /** What carries the session, e.g. "WS v5 client → shim → SPDY upstream". */
   path: string;
-  /** `warmup`: a smaller, discarded run (JIT, connection pools). */
-  measure(warmup: boolean): Promise<Sample>;
+  /**
+   * Measure round `round` (0-based); `warmup`: a smaller, discarded run of that round's processes
+   * (JIT, connection pools).
+   */
+  measure(warmup: boolean, round: number): Promise<Sample>;
 }
 
 export interface Trial {

@@ -38,7 +38,8 @@ export function throughputScenario(spec: ThroughputSpec): Scenario {
           url,
           sessions: spec.sessions,
           connections: spec.sessions,
-          bytes: warmup ? Math.max(CHUNK, Math.floor(full / 8)) : full,
+          // --quick sizes are small enough to warm up with in full
+          bytes: warmup && !ctx.quick ? Math.max(CHUNK, Math.floor(full / 8)) : full,
         });
         return { value: mibPerSecond(r.bytes, r.ms), extra: { ms: r.ms } };
       }),
