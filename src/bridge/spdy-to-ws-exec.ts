@@ -45,6 +45,8 @@ class SpdyToWsExec {
   private resolveDone: () => void = () => {};
   private readonly expected: number;
   private received = 0;
+  /** The wait for the client's streams; cleared once they are there (it holds the whole session). */
+  private streamWait: NodeJS.Timeout | undefined;
 
   constructor(private readonly p: SpdyToWsExecParams) {
     const s = p.streams;
@@ -72,7 +74,7 @@ class SpdyToWsExec {
       if (!this.finished)
         this.abort(err ? `client connection failed: ${err.message}` : 'client closed the connection');
     });
-    const timer = setTimeout(() => {
+    this.streamWait = setTimeout(() => {
       if (!this.started) {
         this.finishWith(
           shimFailure(
@@ -81,7 +83,7 @@ class SpdyToWsExec {
         );
       }
     }, this.p.streamWaitMs);
-    timer.unref();
+    this.streamWait.unref();
     return done;
   }
 
@@ -118,6 +120,7 @@ class SpdyToWsExec {
 
   private start(): void {
     this.started = true;
+    clearTimeout(this.streamWait);
     if (this.stdin) this.forwardToUpstream(this.stdin, CH_STDIN, true);
     if (this.resize) this.forwardToUpstream(this.resize, CH_RESIZE, false);
     this.p.upstream.resume();
@@ -193,6 +196,7 @@ class SpdyToWsExec {
   private finishWith(outcome: Outcome): void {
     if (this.finished) return;
     this.finished = true;
+    clearTimeout(this.streamWait);
     this.stopKeepalive();
     const { client, upstream, record } = this.p;
     upstream.resume(); // a paused WebSocket could not complete the close handshake
@@ -220,6 +224,7 @@ class SpdyToWsExec {
   private abort(reason: string): void {
     if (this.finished) return;
     this.finished = true;
+    clearTimeout(this.streamWait);
     this.stopKeepalive();
     const { upstream } = this.p;
     upstream.resume();
