@@ -1,6 +1,7 @@
 /**
- * 10,000 sessions opened and closed through one shim — WebSocket v5 clients translated to SPDY and
- * SPDY clients relayed, 50 at a time, against a scripted upstream — leave no open handles and no
+ * 10,000 sessions opened and closed through the shim — WebSocket v5 clients translated to SPDY, SPDY
+ * clients relayed and translated to WebSocket v5, 50 at a time, against a scripted upstream that
+ * speaks both — leave no open handles and no
  * memory behind: handles by type are back to where they were, the heap (after full collections)
  * and RSS grow by no more than a few MiB, and no session is left registered.
  */
@@ -10,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { CH_ERROR, CH_STDOUT } from '../../src/channel/codec.js';
+import { acceptWebSocket, createWebSocketServer } from '../../src/channel/ws-accept.js';
 import { SUCCESS_STATUS_JSON } from '../../src/k8s/status.js';
 import { createLogger } from '../../src/observe/logger.js';
 import { type Shim, startShim } from '../../src/server/listener.js';
@@ -25,14 +27,29 @@ const CONCURRENCY = 50;
 // The test harness must keep nothing per session either: a counting log sink, an upstream that
 // remembers nothing (test/support's keep every line and request, which is what their tests want).
 let upstream: http.Server;
+/** WebSocket clients translated to SPDY; SPDY clients relayed. */
 let shim: Shim;
+/** SPDY clients translated to WebSocket v5 (the upstream answers both protocols). */
+let wsShim: Shim;
 let sessionLines = 0;
 const agent = new http.Agent({ keepAlive: true });
 
 before(async () => {
   upstream = http.createServer();
-  upstream.on('upgrade', (_req, socket, head) => {
+  const wss = createWebSocketServer();
+  upstream.on('upgrade', (req, socket, head) => {
     socket.on('error', () => {});
+    if (/websocket/i.test(String(req.headers.upgrade))) {
+      void acceptWebSocket(wss, req, socket, head, 'v5.channel.k8s.io').then((ws) => {
+        ws.on('error', () => {});
+        ws.resume();
+        ws.send(Buffer.from([CH_STDOUT]));
+        ws.send(Buffer.from([CH_STDOUT, 0x68, 0x69]));
+        ws.send(Buffer.concat([Buffer.from([CH_ERROR]), Buffer.from(SUCCESS_STATUS_JSON)]));
+        ws.close(1000);
+      });
+      return;
+    }
     socket.write(
       'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n',
     );
@@ -54,29 +71,27 @@ before(async () => {
       done();
     },
   });
-  shim = await startShim({
-    host: '127.0.0.1',
-    port: 0,
-    mode: 'spdy',
-    log: createLogger({ level: 'info', destination: sink, pretty: false }),
-    target: {
-      url: new URL(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`),
-      agent,
-      authHeaders: async () => ({}),
-      injectsCredentials: false,
-    },
-  });
+  const log = createLogger({ level: 'info', destination: sink, pretty: false });
+  const target = {
+    url: new URL(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`),
+    agent,
+    authHeaders: async () => ({}),
+    injectsCredentials: false,
+  };
+  shim = await startShim({ host: '127.0.0.1', port: 0, mode: 'spdy', log, target });
+  wsShim = await startShim({ host: '127.0.0.1', port: 0, mode: 'websocket', log, target });
 });
 
 after(async () => {
   await shim?.close();
+  await wsShim?.close();
   upstream?.close();
   agent.destroy();
 });
 
-/** One short session, alternately a translated WebSocket one and a relayed SPDY one. */
+/** One short session, in turn: WebSocket translated to SPDY, SPDY relayed, SPDY translated to WebSocket. */
 async function oneSession(i: number): Promise<void> {
-  if (i % 2 === 0) {
+  if (i % 3 === 0) {
     const c = await connectWsExec(`${shim.url.replace(/^http/, 'ws')}${EXEC}`, ['v5.channel.k8s.io']);
     const r = await withTimeout(c.done, 5000, `session ${i}`);
     assert.equal(r.closeCode, 1000);
@@ -84,7 +99,7 @@ async function oneSession(i: number): Promise<void> {
     assert.equal(c.text(CH_ERROR), SUCCESS_STATUS_JSON);
   } else {
     const c = await connectSpdyExec(
-      `${shim.url}${EXEC}`,
+      `${i % 3 === 1 ? shim.url : wsShim.url}${EXEC}`,
       ['v4.channel.k8s.io'],
       ['error', 'stdout', 'stderr'],
     );
@@ -105,7 +120,11 @@ async function run(count: number): Promise<void> {
     while (next < count) await oneSession(next++);
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  await waitFor('every session to be unregistered', () => shim.sessions.size === 0, 5000);
+  await waitFor(
+    'every session to be unregistered',
+    () => shim.sessions.size + wsShim.sessions.size === 0,
+    5000,
+  );
 }
 
 /** Handle counts once the last sockets have closed (their close events come a tick later). */
