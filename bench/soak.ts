@@ -1,0 +1,689 @@
+/**
+ * Soak: `npm run soak [-- --minutes 10] [-- --sessions 200] [-- --fault-every 3]`. Not part of
+ * `npm test`.
+ *
+ * `kubeshim serve` (auto) runs as a process of its own in front of a scripted upstream, also a
+ * process of its own, with two pods: `spdy-only` refuses WebSocket upgrades and `ws-only` refuses
+ * SPDY ones, so that every path of the translation table is taken (and auto falls back often).
+ * `--sessions` clients run at once, each one session after another of a random kind — WebSocket v5
+ * and SPDY exec, tunnelled and SPDY port-forward — sending 16–256 KiB of random bytes that must
+ * come back sha256-equal. Every few seconds a fault is injected: the upstream killed (SIGKILL)
+ * and restarted, a client's connection destroyed, the upstream stalled for 2 s, hostile
+ * connections (garbage, mutated kubectl sessions). A failure while a fault is on is booked to
+ * that fault; any other is unexpected.
+ *
+ * Report: sessions completed, bytes verified, failures by kind, the shim's peak RSS, its open file
+ * descriptors and sessions at the end against the start. Exit code 1 on unexpected failures or
+ * leftovers.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import http, { type IncomingMessage } from 'node:http';
+import net from 'node:net';
+import { join, resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { parseArgs } from 'node:util';
+import type { WebSocket } from 'ws';
+import { decodeMessage, encodeClose, encodeMessage } from '../src/channel/codec.js';
+import { TunnelStream } from '../src/channel/tunnel.js';
+import { acceptWebSocket, createWebSocketServer } from '../src/channel/ws-accept.js';
+import { PORTFORWARD, RC_V4, RC_V5, splitProtocolHeader, TUNNEL_PORTFORWARD } from '../src/k8s/protocols.js';
+import { decodeStatus, SUCCESS_STATUS_JSON } from '../src/k8s/status.js';
+import { SpdySession, type SpdyStream } from '../src/spdy/session.js';
+import { dialUpgrade, dialWebSocket } from '../src/upstream/dial.js';
+import { recordedSession, spdyBytes } from '../test/fixtures/sessions.js';
+import { rssBytes } from './lib/proc.js';
+
+const REPO = resolve(import.meta.dirname, '..');
+const NAMESPACE = 'soak';
+const MiB = 1024 * 1024;
+
+const { values: flags } = parseArgs({
+  options: {
+    role: { type: 'string', default: 'driver' },
+    port: { type: 'string' },
+    minutes: { type: 'string', default: '10' },
+    sessions: { type: 'string', default: '200' },
+    'fault-every': { type: 'string', default: '3' },
+  },
+});
+
+// ---- the upstream (a process of its own, so that it can be killed) --------------------------------
+
+function runUpstream(port: number): void {
+  const live = new Set<Duplex>();
+  const wss = createWebSocketServer();
+  const server = http.createServer((_req, res) => res.writeHead(404).end());
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    live.add(socket);
+    socket.once('close', () => live.delete(socket));
+    socket.on('error', () => {});
+    const m = /^\/api\/v1\/namespaces\/[^/]+\/pods\/(spdy-only|ws-only)\/(exec|portforward)/.exec(
+      req.url ?? '',
+    );
+    const websocket = /websocket/i.test(String(req.headers.upgrade));
+    if (!m || (m[1] === 'ws-only') !== websocket) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    const portForward = m[2] === 'portforward';
+    if (!websocket) {
+      const offered = splitProtocolHeader(req.headers['x-stream-protocol-version']);
+      const protocol = portForward ? PORTFORWARD : RC_V4;
+      if (!offered.includes(protocol)) {
+        socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
+      );
+      const session = new SpdySession(socket, { role: 'server', head });
+      if (portForward) servePortForward(session);
+      else serveSpdyExec(session);
+      return;
+    }
+    const offered = splitProtocolHeader(req.headers['sec-websocket-protocol']);
+    const protocol = portForward ? TUNNEL_PORTFORWARD : RC_V5;
+    if (!offered.includes(protocol)) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    void acceptWebSocket(wss, req, socket, head, protocol).then((ws) => {
+      ws.on('error', () => {});
+      if (portForward) servePortForward(new SpdySession(new TunnelStream(ws), { role: 'server' }));
+      else serveWsExec(ws);
+      ws.resume();
+    });
+  });
+  // SIGUSR1: stall — read nothing for 2 s
+  process.on('SIGUSR1', () => {
+    const stalled = [...live];
+    for (const s of stalled) s.pause();
+    setTimeout(() => {
+      for (const s of stalled) s.resume();
+    }, 2000);
+  });
+  server.listen(port, '127.0.0.1', () => process.stdout.write('ready\n'));
+}
+
+/** exec: stdin comes back on stdout; stdin's end brings the Success status (protocols.md §3.2). */
+function serveSpdyExec(session: SpdySession): void {
+  const streams = new Map<string, SpdyStream>();
+  session.on('stream', (stream) => {
+    stream.reply();
+    streams.set(stream.streamType ?? '', stream);
+    if (streams.size !== 4) return;
+    const stdout = streams.get('stdout')!;
+    const stdin = streams.get('stdin')!;
+    stdin.pipe(stdout, { end: false });
+    stdin.once('end', () => {
+      streams.get('error')!.write(SUCCESS_STATUS_JSON);
+      session.close();
+    });
+  });
+}
+
+function serveWsExec(ws: WebSocket): void {
+  ws.send(Buffer.from([1]));
+  ws.on('message', (data: Buffer) => {
+    if (data[0] === 0) {
+      ws.send(encodeMessage(1, data.subarray(1), false));
+      if (ws.bufferedAmount > MiB) {
+        ws.pause();
+        setImmediate(function again() {
+          if (ws.bufferedAmount > MiB) setTimeout(again, 5);
+          else ws.resume();
+        });
+      }
+    } else if (data[0] === 255) {
+      ws.send(encodeMessage(3, Buffer.from(SUCCESS_STATUS_JSON), false));
+      ws.close(1000);
+    }
+  });
+}
+
+/** port-forward: each data stream echoes, half-close aware; error streams stay quiet (§4.1). */
+function servePortForward(session: SpdySession): void {
+  session.on('stream', (stream) => {
+    stream.reply();
+    if (stream.streamType === 'data') stream.pipe(stream);
+    else stream.resume();
+  });
+}
+
+// ---- the driver --------------------------------------------------------------------------------------
+
+type Kind = 'ws-exec' | 'spdy-exec' | 'tunnel-pf' | 'spdy-pf';
+const KINDS: { kind: Kind; pod: 'spdy-only' | 'ws-only' }[] = [
+  { kind: 'ws-exec', pod: 'spdy-only' }, // WebSocket v5 → SPDY, translated
+  { kind: 'ws-exec', pod: 'ws-only' }, // relayed
+  { kind: 'spdy-exec', pod: 'spdy-only' }, // relayed, status guard
+  { kind: 'spdy-exec', pod: 'ws-only' }, // SPDY → WebSocket v5, translated
+  { kind: 'tunnel-pf', pod: 'spdy-only' }, // tunnel unwrapped
+  { kind: 'tunnel-pf', pod: 'ws-only' }, // relayed
+  { kind: 'spdy-pf', pod: 'spdy-only' }, // relayed
+  { kind: 'spdy-pf', pod: 'ws-only' }, // wrapped into the tunnel
+];
+
+interface InFlight {
+  kill(): void;
+  killed: boolean;
+}
+
+interface Fault {
+  kind: string;
+  start: number;
+  end: number;
+}
+
+class Soak {
+  completed = 0;
+  bytesVerified = 0;
+  readonly failures = new Map<string, number>();
+  readonly byPath = new Map<string, number>();
+  readonly faults: Fault[] = [];
+  readonly inFlight = new Set<InFlight>();
+  hostile = 0;
+  hostileUnclosed = 0;
+  private readonly agent = new http.Agent({ keepAlive: false });
+
+  constructor(readonly shimUrl: string) {}
+
+  private get target() {
+    return { url: new URL(this.shimUrl), agent: this.agent };
+  }
+
+  fail(kind: string): void {
+    this.failures.set(kind, (this.failures.get(kind) ?? 0) + 1);
+  }
+
+  /** Which fault a failure at `at` (of a session started at `started`) belongs to, if any. */
+  blame(started: number, at: number): string | undefined {
+    const graceMs = 2000;
+    return this.faults.find((f) => started <= f.end + graceMs && at >= f.start && at <= f.end + graceMs)
+      ?.kind;
+  }
+
+  async session(which: (typeof KINDS)[number]): Promise<void> {
+    const payload = randomBytes(randomInt(16 * 1024, 256 * 1024));
+    const flight: InFlight = { kill: () => {}, killed: false };
+    this.inFlight.add(flight);
+    const started = performance.now();
+    try {
+      const echoed = await withDeadline(this.run(which, payload, flight), 30_000);
+      if (
+        createHash('sha256').update(echoed).digest('hex') !==
+        createHash('sha256').update(payload).digest('hex')
+      )
+        throw new Error(`echo differs (${echoed.length} of ${payload.length} bytes)`);
+      this.completed++;
+      this.bytesVerified += payload.length;
+      const path = `${which.kind}→${which.pod}`;
+      this.byPath.set(path, (this.byPath.get(path) ?? 0) + 1);
+    } catch (err) {
+      const message = (err as Error).message.replace(/\d+/g, 'N').slice(0, 100);
+      const fault = flight.killed ? 'client-reset' : this.blame(started, performance.now());
+      this.fail(fault ? `fault ${fault}` : `unexpected ${which.kind}→${which.pod}: ${message}`);
+      await sleep(100); // a client that failed does not hammer straight back
+    } finally {
+      this.inFlight.delete(flight);
+    }
+  }
+
+  private path(pod: string, sub: string, query = ''): string {
+    return `/api/v1/namespaces/${NAMESPACE}/pods/${pod}/${sub}${query}`;
+  }
+
+  private run(which: (typeof KINDS)[number], payload: Buffer, flight: InFlight): Promise<Buffer> {
+    switch (which.kind) {
+      case 'ws-exec':
+        return this.wsExec(which.pod, payload, flight);
+      case 'spdy-exec':
+        return this.spdyExec(which.pod, payload, flight);
+      case 'tunnel-pf':
+        return this.tunnelPortForward(which.pod, payload, flight);
+      case 'spdy-pf':
+        return this.spdyPortForward(which.pod, payload, flight);
+    }
+  }
+
+  private async wsExec(pod: string, payload: Buffer, flight: InFlight): Promise<Buffer> {
+    const r = await dialWebSocket(
+      this.target,
+      this.path(pod, 'exec', '?command=cat&stdin=true&stdout=true&stderr=true'),
+      [RC_V5],
+      {},
+      { handshakeTimeoutMs: 10_000 },
+    );
+    if (!r.ok) throw new Error(`refused ${r.refusal.statusCode}`);
+    const ws = r.ws;
+    flight.kill = () => ws.terminate();
+    const out: Buffer[] = [];
+    let status = '';
+    const closed = new Promise<number>((res) => ws.once('close', (code) => res(code)));
+    ws.on('error', () => {});
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const msg = decodeMessage(data, isBinary, false);
+      if (msg?.channel === 1 && msg.payload.length) out.push(Buffer.from(msg.payload));
+      if (msg?.channel === 3) status += msg.payload.toString();
+    });
+    ws.resume();
+    for (let off = 0; off < payload.length; off += 16 * 1024) {
+      ws.send(encodeMessage(0, payload.subarray(off, off + 16 * 1024), false));
+      while (ws.bufferedAmount > 256 * 1024 && ws.readyState === ws.OPEN) await sleep(2);
+    }
+    ws.send(encodeClose(0));
+    await closed;
+    if (decodeStatus(status).kind !== 'success') throw new Error(`status ${status || 'none'}`);
+    return Buffer.concat(out);
+  }
+
+  private async spdyExec(pod: string, payload: Buffer, flight: InFlight): Promise<Buffer> {
+    const session = await this.spdyUpgrade(pod, 'exec?command=cat&stdin=true&stdout=true&stderr=true', RC_V4);
+    flight.kill = () => session.destroy('killed');
+    const open = (t: string) => session.openStream({ streamtype: t });
+    const error = await open('error');
+    const stdin = await open('stdin');
+    const stdout = await open('stdout');
+    const stderr = await open('stderr');
+    stderr.resume();
+    const [out, status] = await Promise.all([readAll(stdout), readAll(error), writeAll(stdin, payload)]);
+    session.close();
+    if (decodeStatus(status.toString()).kind !== 'success')
+      throw new Error(`status ${status.toString() || 'none'}`);
+    return out;
+  }
+
+  private async spdyUpgrade(pod: string, sub: string, protocol: string): Promise<SpdySession> {
+    const r = await dialUpgrade(
+      this.target,
+      'POST',
+      this.path(pod, sub.split('?')[0]!, sub.includes('?') ? `?${sub.split('?')[1]}` : ''),
+      { connection: 'Upgrade', upgrade: 'SPDY/3.1', 'x-stream-protocol-version': protocol },
+      { handshakeTimeoutMs: 10_000 },
+    );
+    if (!r.ok) throw new Error(`refused ${r.refusal.statusCode}`);
+    r.socket.on('error', () => {});
+    return new SpdySession(r.socket, { role: 'client', head: r.head });
+  }
+
+  private async tunnelPortForward(pod: string, payload: Buffer, flight: InFlight): Promise<Buffer> {
+    const r = await dialWebSocket(
+      this.target,
+      this.path(pod, 'portforward'),
+      [TUNNEL_PORTFORWARD],
+      {},
+      { handshakeTimeoutMs: 10_000 },
+    );
+    if (!r.ok) throw new Error(`refused ${r.refusal.statusCode}`);
+    r.ws.on('error', () => {});
+    const session = new SpdySession(new TunnelStream(r.ws), { role: 'client' });
+    flight.kill = () => r.ws.terminate();
+    return this.forward(session, payload);
+  }
+
+  private async spdyPortForward(pod: string, payload: Buffer, flight: InFlight): Promise<Buffer> {
+    const session = await this.spdyUpgrade(pod, 'portforward', PORTFORWARD);
+    flight.kill = () => session.destroy('killed');
+    return this.forward(session, payload);
+  }
+
+  /** One forwarded connection the kubectl way: error stream (half-closed), then the data stream. */
+  private async forward(session: SpdySession, payload: Buffer): Promise<Buffer> {
+    const headers = { port: '8080', requestid: '0' };
+    const error = await session.openStream({ streamtype: 'error', ...headers });
+    error.end();
+    error.resume();
+    const data = await session.openStream({ streamtype: 'data', ...headers });
+    const [echoed] = await Promise.all([readAll(data), writeAll(data, payload)]);
+    session.close();
+    return echoed;
+  }
+
+  /** A hostile connection: a SPDY upgrade followed by a mutated kubectl session or garbage. */
+  async hostileConnection(): Promise<void> {
+    this.hostile++;
+    const recorded = recordedSession('spdy-exec');
+    let body = Buffer.from(spdyBytes(recorded, 'client'));
+    for (let i = 0; i < 4; i++) body[randomInt(body.length)] = randomInt(256);
+    if (Math.random() < 0.3) body = randomBytes(2048);
+    const pod = Math.random() < 0.5 ? 'spdy-only' : 'ws-only';
+    const head =
+      `POST ${this.path(pod, 'exec', '?command=cat&stdin=true&stdout=true&stderr=true')} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+      'Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n';
+    const url = new URL(this.shimUrl);
+    const socket = net.connect(Number(url.port), url.hostname);
+    socket.on('error', () => {});
+    socket.resume();
+    const closed = once(socket, 'close');
+    await once(socket, 'connect');
+    socket.end(Buffer.concat([Buffer.from(head), body]));
+    const done = await Promise.race([closed.then(() => true), sleep(5000).then(() => false)]);
+    if (!done) this.hostileUnclosed++;
+    socket.destroy();
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+async function runDriver(): Promise<number> {
+  const minutes = Number(flags.minutes);
+  const concurrency = Number(flags.sessions);
+  const faultEveryMs = Number(flags['fault-every']) * 1000;
+  const upstreamPort = await freePort();
+  const upstream = new UpstreamProcess(upstreamPort);
+  await upstream.start();
+  const shim = spawn(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--import',
+      'tsx',
+      '--import',
+      join(REPO, 'bench/lib/gc-on-signal.ts'),
+      join(REPO, 'src/cli.ts'),
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--upstream',
+      `http://127.0.0.1:${upstreamPort}`,
+      '--log-level',
+      'info',
+      '--max-sessions',
+      String(concurrency * 5),
+    ],
+    {
+      cwd: REPO,
+      env: { PATH: process.env.PATH, HOME: '/nonexistent' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  let shimOut = '';
+  /** Warning and error lines of the shim, by message (reasons shortened). */
+  const warnings = new Map<string, number>();
+  let shimUrl: string | undefined;
+  shim.stdout!.on('data', (d: Buffer) => {
+    shimOut += d.toString();
+    const lines = shimOut.split('\n');
+    shimOut = lines.pop()!;
+    for (const l of lines) {
+      if (!l.includes('"level":40') && !l.includes('"level":50')) continue;
+      const line = JSON.parse(l) as Record<string, unknown>;
+      const why = String(line['closeReason'] ?? line['err'] ?? '')
+        .replace(/\d+/g, 'N')
+        .slice(0, 80);
+      const key = `${line['msg']}${why ? `: ${why}` : ''}`;
+      warnings.set(key, (warnings.get(key) ?? 0) + 1);
+    }
+    for (const l of lines) if (l.includes('"msg":"listening"')) shimUrl ??= JSON.parse(l).url;
+  });
+  try {
+    await waitUntil(() => shimUrl !== undefined, 20_000, 'kubeshim to listen');
+    return await drive(shim, shimUrl!, upstream, warnings, concurrency, minutes, faultEveryMs);
+  } finally {
+    shim.kill('SIGKILL');
+    await upstream.stop();
+  }
+}
+
+async function drive(
+  shim: ChildProcess,
+  shimUrl: string,
+  upstream: UpstreamProcess,
+  warnings: Map<string, number>,
+  concurrency: number,
+  minutes: number,
+  faultEveryMs: number,
+): Promise<number> {
+  const soak = new Soak(shimUrl);
+  const pid = shim.pid!;
+
+  // warm-up, then the baseline
+  await Promise.all(KINDS.map((k) => soak.session(k)));
+  await sleep(500);
+  const fdsAtStart = openFds(pid);
+  const memoryAtStart = await processMemory(shim, shimUrl);
+  const rssAtStart = rssBytes(pid);
+  let peakRss = rssAtStart;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, rssBytes(pid));
+  }, 1000);
+
+  const deadline = performance.now() + minutes * 60_000;
+  const started = performance.now();
+  const progress = setInterval(() => {
+    const s = Math.round((performance.now() - started) / 1000);
+    process.stderr.write(
+      `[${s}s] completed ${soak.completed}, in flight ${soak.inFlight.size}, failures ${sum(soak.failures)}, rss ${(rssBytes(pid) / MiB).toFixed(0)} MiB\n`,
+    );
+  }, 30_000);
+
+  // faults
+  const faultKinds = ['upstream-kill', 'client-reset', 'upstream-stall', 'hostile'] as const;
+  let faultIndex = 0;
+  const faultCounts = new Map<string, number>();
+  const faulting = (async () => {
+    while (performance.now() < deadline - faultEveryMs) {
+      await sleep(faultEveryMs);
+      const kind = faultKinds[faultIndex++ % faultKinds.length]!;
+      faultCounts.set(kind, (faultCounts.get(kind) ?? 0) + 1);
+      const fault: Fault = { kind, start: performance.now(), end: Number.POSITIVE_INFINITY };
+      if (kind !== 'client-reset' && kind !== 'hostile') soak.faults.push(fault);
+      switch (kind) {
+        case 'upstream-kill':
+          await upstream.restart();
+          break;
+        case 'client-reset': {
+          const victims = [...soak.inFlight].sort(() => Math.random() - 0.5).slice(0, 3);
+          for (const v of victims) {
+            v.killed = true;
+            v.kill();
+          }
+          break;
+        }
+        case 'upstream-stall':
+          upstream.child?.kill('SIGUSR1');
+          await sleep(2000);
+          break;
+        case 'hostile':
+          await Promise.all(Array.from({ length: 10 }, () => soak.hostileConnection()));
+          break;
+      }
+      fault.end = performance.now();
+    }
+  })();
+
+  // the clients
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) await soak.session(KINDS[randomInt(KINDS.length)]!);
+    }),
+  );
+  await faulting;
+  clearInterval(progress);
+  const wallSeconds = (performance.now() - started) / 1000;
+
+  // leftovers once everything is quiet
+  await sleep(3000);
+  clearInterval(sampler);
+  const fdsAtEnd = openFds(pid);
+  const rssAtEnd = rssBytes(pid);
+  const hwm = vmHwm(pid);
+  const activeAtEnd = await activeSessions(shimUrl);
+  const memoryAtEnd = await processMemory(shim, shimUrl);
+  soak.close();
+  const stopped = once(shim, 'exit');
+  shim.kill('SIGTERM');
+  const exitCode = await Promise.race([
+    stopped.then(([code]) => code as number | null),
+    sleep(15_000).then(() => 'none'),
+  ]);
+
+  const unexpected = [...soak.failures]
+    .filter(([k]) => k.startsWith('unexpected'))
+    .reduce((n, [, v]) => n + v, 0);
+  const report = {
+    minutes,
+    concurrency,
+    wallSeconds: Math.round(wallSeconds),
+    sessionsCompleted: soak.completed,
+    sessionsPerSecond: Math.round(soak.completed / wallSeconds),
+    bytesVerified: soak.bytesVerified,
+    completedByPath: Object.fromEntries([...soak.byPath].sort()),
+    faultsInjected: Object.fromEntries(faultCounts),
+    failuresByKind: Object.fromEntries([...soak.failures].sort((a, b) => b[1] - a[1])),
+    unexpectedFailures: unexpected,
+    hostileConnections: soak.hostile,
+    hostileConnectionsLeftOpen: soak.hostileUnclosed,
+    shimWarnings: Object.fromEntries([...warnings].sort((a, b) => b[1] - a[1]).slice(0, 12)),
+    shimMemoryMiB: { atStart: memoryAtStart, atEnd: memoryAtEnd },
+    shimExitOnSigterm: exitCode,
+    shimRssMiB: {
+      atStart: +(rssAtStart / MiB).toFixed(1),
+      peakSampled: +(peakRss / MiB).toFixed(1),
+      peakVmHWM: +(hwm / MiB).toFixed(1),
+      atEnd: +(rssAtEnd / MiB).toFixed(1),
+    },
+    shimOpenFds: { atStart: fdsAtStart, atEnd: fdsAtEnd },
+    shimActiveSessionsAtEnd: activeAtEnd,
+  };
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  const clean =
+    unexpected === 0 && fdsAtEnd <= fdsAtStart + 2 && activeAtEnd === 0 && soak.hostileUnclosed === 0;
+  return clean ? 0 : 1;
+}
+
+/** The upstream process: started, SIGKILLed and restarted on the same port. */
+class UpstreamProcess {
+  child: ChildProcess | undefined;
+  constructor(private readonly port: number) {}
+
+  async start(): Promise<void> {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(REPO, 'bench/soak.ts'), '--role', 'upstream', '--port', String(this.port)],
+      { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    this.child = child;
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    await waitUntil(() => out.includes('ready'), 20_000, 'the upstream to listen');
+  }
+
+  async restart(): Promise<void> {
+    const old = this.child!;
+    const exited = once(old, 'exit');
+    old.kill('SIGKILL');
+    await exited;
+    await this.start();
+  }
+
+  async stop(): Promise<void> {
+    const c = this.child;
+    if (!c || c.exitCode !== null) return;
+    const exited = once(c, 'exit');
+    c.kill('SIGKILL');
+    await exited;
+  }
+}
+
+// ---- helpers -----------------------------------------------------------------------------------------
+
+function readAll(stream: SpdyStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    stream.on('data', (d: Buffer) => parts.push(d));
+    stream.once('end', () => resolve(Buffer.concat(parts)));
+    stream.once('error', reject);
+  });
+}
+
+async function writeAll(stream: SpdyStream, payload: Buffer): Promise<void> {
+  for (let off = 0; off < payload.length; off += 16 * 1024) {
+    if (!stream.write(payload.subarray(off, off + 16 * 1024)))
+      await Promise.race([once(stream, 'drain'), once(stream, 'close')]);
+  }
+  stream.end();
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
+async function waitUntil(probe: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!probe()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function openFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+function vmHwm(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** A metric from the shim's /metrics, summed over its labels. */
+async function metric(base: string, name: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+}
+
+const activeSessions = (base: string) => metric(base, 'kubeshim_sessions_active');
+
+/** The shim's V8 heap in use and its memory outside the heap (Buffers), after a full collection, in MiB. */
+async function processMemory(
+  shim: ChildProcess,
+  base: string,
+): Promise<{ heapUsed: number; external: number }> {
+  shim.kill('SIGUSR2'); // bench/lib/gc-on-signal.ts
+  await sleep(500);
+  const mib = async (name: string) => +((await metric(base, name)) / MiB).toFixed(1);
+  return {
+    heapUsed: await mib('nodejs_heap_size_used_bytes'),
+    external: await mib('nodejs_external_memory_bytes'),
+  };
+}
+
+if (flags.role === 'upstream') runUpstream(Number(flags.port));
+else
+  runDriver().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: Error) => {
+      process.stderr.write(`soak: ${err.stack ?? err.message}\n`);
+      process.exitCode = 1;
+    },
+  );
