@@ -118,7 +118,7 @@ const wsUrl = (shim: TestShim) => shim.url.replace(/^http/, 'ws');
 
 function u32(...values: number[]): Buffer {
   const b = Buffer.alloc(values.length * 4);
-  values.forEach((v, i) => b.writeUInt32BE(v >>> 0, i * 4));
+  for (const [i, v] of values.entries()) b.writeUInt32BE(v >>> 0, i * 4);
   return b;
 }
 
@@ -322,7 +322,9 @@ describe('WebSocket clients (the shim decodes their channels)', () => {
     await isolated(wsShim, 1, async () => {
       const c = await ws('&command=stall&tty=true');
       // resize payloads pass unread: 16 KiB ones fill the buffers on the way in few messages
-      const resize = Buffer.from(`${String.fromCharCode(CH_RESIZE)}{"Width":200,"Height":60${' '.repeat(16 * 1024)}}`);
+      const resize = Buffer.from(
+        `${String.fromCharCode(CH_RESIZE)}{"Width":200,"Height":60${' '.repeat(16 * 1024)}}`,
+      );
       const cap = 256 * MiB;
       let sent = 0;
       let stalledSince = performance.now();
