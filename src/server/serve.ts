@@ -72,6 +72,10 @@ export async function startServing(cfg: ServeConfig, env: NodeJS.ProcessEnv = pr
     insecureListenAnywhere: cfg.insecureListenAnywhere === true,
   });
   const token = cfg.tokenFile === undefined ? undefined : await readToken(cfg.tokenFile);
+  if (token !== undefined && cfg.tlsCert === undefined)
+    cfg.log.warn(
+      '--token-file without TLS: kubectl sends bearer tokens only over https (add --tls-cert/--tls-key)',
+    );
   const target = await loadUpstreamTarget(cfg, env);
   const tls =
     cfg.tlsCert && cfg.tlsKey
