@@ -39,7 +39,7 @@ export function throughputScenario(spec: ThroughputSpec): Scenario {
           sessions: spec.sessions,
           connections: spec.sessions,
           // --quick sizes are small enough to warm up with in full
-          bytes: warmup && !ctx.quick ? Math.max(CHUNK, Math.floor(full / 8)) : full,
+          bytes: warmup && !ctx.quick ? Math.max(CHUNK, Math.floor(full / 16)) : full,
         });
         return { value: mibPerSecond(r.bytes, r.ms), extra: { ms: r.ms } };
       }),
