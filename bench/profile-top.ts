@@ -19,7 +19,7 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-export interface SelfTime {
+interface SelfTime {
   name: string;
   where: string;
   ms: number;
@@ -43,7 +43,7 @@ function shortUrl(url: string): string {
 }
 
 /** Self time per function and per file, busiest first; `(idle)` is left out of the percentages. */
-export function selfTimes(profile: CpuProfile): {
+function selfTimes(profile: CpuProfile): {
   functions: SelfTime[];
   files: SelfTime[];
   busyMs: number;
@@ -85,7 +85,7 @@ export function selfTimes(profile: CpuProfile): {
 }
 
 /** Total time (self + callees) of each function of src/, each sample counted once per function. */
-export function projectTotals(profile: CpuProfile, busyMs: number): SelfTime[] {
+function projectTotals(profile: CpuProfile, busyMs: number): SelfTime[] {
   const parent = new Map<number, ProfileNode>();
   const byId = new Map<number, ProfileNode>();
   for (const node of profile.nodes) {

@@ -116,11 +116,12 @@ async function runScenario(
     const rounds = scenario.rounds?.(quick) ?? repeat;
     result.rounds = rounds;
     // a smoke test in --quick: one process of each kind; else up to `repeat` of them
-    const trial = await scenario.setup({ ...ctx, rounds, slots: quick ? 1 : Math.min(rounds, repeat) });
+    const slots = quick ? 1 : Math.min(rounds, repeat);
+    const trial = await scenario.setup({ ...ctx, rounds, slots });
     const samples = new Map<VariantName, Sample[]>(trial.variants.map((v) => [v.name, []]));
     try {
       if (scenario.warmup !== false) {
-        for (let i = 0; i < rounds; i++) for (const v of trial.variants) await v.measure(true, i);
+        for (let i = 0; i < slots; i++) for (const v of trial.variants) await v.measure(true, i);
       }
       for (let i = 0; i < rounds; i++) {
         if (trial.measureTogether) {

@@ -120,18 +120,20 @@ export function serveExecClient(open: OpenExec): void {
         const started = performance.now();
         let got = 0;
         let paused = false;
-        const s: ExecSession = await open(url, { kind: 'source', bytes }, (chunk) => {
+        let session: ExecSession | undefined;
+        const s = await open(url, { kind: 'source', bytes }, (chunk) => {
           got += chunk.length;
           const ahead = started + (got / rate) * 1000 - performance.now();
-          if (ahead > 1 && !paused) {
+          if (ahead > 1 && !paused && session) {
             paused = true;
-            s.pauseStdout();
+            session.pauseStdout();
             setTimeout(() => {
               paused = false;
-              s.resumeStdout();
+              session?.resumeStdout();
             }, ahead);
           }
         });
+        session = s;
         expectSuccess(await s.ended);
         if (got !== bytes) throw new Error(`stdout: ${got} bytes of ${bytes}`);
         return { ms: performance.now() - started, bytes };

@@ -14,7 +14,7 @@ const TICKS_PER_SECOND = (() => {
 })();
 
 /** CPU seconds used so far by `pid` and its waited-for children. */
-export function cpuSeconds(pid: number): number {
+function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // the command name (field 2) may hold spaces: count fields after its closing parenthesis
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -32,7 +32,7 @@ export function rssBytes(pid: number): number {
 }
 
 /** CPU seconds all CPUs of the machine spent busy so far (/proc/stat: everything but idle and iowait). */
-export function machineBusySeconds(): number {
+function machineBusySeconds(): number {
   const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
   const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
   return (user! + nice! + system! + irq! + softirq! + steal!) / TICKS_PER_SECOND;

@@ -9,7 +9,6 @@
 import type { Rig } from './rig.js';
 
 export type VariantName = 'direct' | 'relay' | 'shim';
-export const VARIANTS: VariantName[] = ['direct', 'relay', 'shim'];
 
 export interface BenchContext {
   /** `--quick`: smaller sizes, the whole run under a minute. */
