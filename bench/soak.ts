@@ -3,7 +3,7 @@
  * `npm test`.
  *
  * `kubeshim serve` (auto) runs as a process of its own in front of a scripted upstream, also a
- * process of its own, with two pods: `spdy-only` refuses WebSocket upgrades and `ws-only` refuses
+ * process of its own (bench/soak-upstream.ts), with two pods: `spdy-only` refuses WebSocket upgrades and `ws-only` refuses
  * SPDY ones, so that every path of the translation table is taken (and auto falls back often).
  * `--sessions` clients run at once, each one session after another of a random kind — WebSocket v5
  * and SPDY exec, tunnelled and SPDY port-forward — sending 16–256 KiB of random bytes that must
@@ -20,17 +20,14 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
-import http, { type IncomingMessage } from 'node:http';
+import http from 'node:http';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
-import type { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
-import type { WebSocket } from 'ws';
 import { decodeMessage, encodeClose, encodeMessage } from '../src/channel/codec.js';
 import { TunnelStream } from '../src/channel/tunnel.js';
-import { acceptWebSocket, createWebSocketServer } from '../src/channel/ws-accept.js';
-import { PORTFORWARD, RC_V4, RC_V5, splitProtocolHeader, TUNNEL_PORTFORWARD } from '../src/k8s/protocols.js';
-import { decodeStatus, SUCCESS_STATUS_JSON } from '../src/k8s/status.js';
+import { PORTFORWARD, RC_V4, RC_V5, TUNNEL_PORTFORWARD } from '../src/k8s/protocols.js';
+import { decodeStatus } from '../src/k8s/status.js';
 import { SpdySession, type SpdyStream } from '../src/spdy/session.js';
 import { dialUpgrade, dialWebSocket } from '../src/upstream/dial.js';
 import { recordedSession, spdyBytes } from '../test/fixtures/sessions.js';
@@ -42,116 +39,11 @@ const MiB = 1024 * 1024;
 
 const { values: flags } = parseArgs({
   options: {
-    role: { type: 'string', default: 'driver' },
-    port: { type: 'string' },
     minutes: { type: 'string', default: '10' },
     sessions: { type: 'string', default: '200' },
     'fault-every': { type: 'string', default: '3' },
   },
 });
-
-// ---- the upstream (a process of its own, so that it can be killed) --------------------------------
-
-function runUpstream(port: number): void {
-  const live = new Set<Duplex>();
-  const wss = createWebSocketServer();
-  const server = http.createServer((_req, res) => res.writeHead(404).end());
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    live.add(socket);
-    socket.once('close', () => live.delete(socket));
-    socket.on('error', () => {});
-    const m = /^\/api\/v1\/namespaces\/[^/]+\/pods\/(spdy-only|ws-only)\/(exec|portforward)/.exec(
-      req.url ?? '',
-    );
-    const websocket = /websocket/i.test(String(req.headers.upgrade));
-    if (!m || (m[1] === 'ws-only') !== websocket) {
-      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-      return;
-    }
-    const portForward = m[2] === 'portforward';
-    if (!websocket) {
-      const offered = splitProtocolHeader(req.headers['x-stream-protocol-version']);
-      const protocol = portForward ? PORTFORWARD : RC_V4;
-      if (!offered.includes(protocol)) {
-        socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-        return;
-      }
-      socket.write(
-        `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
-      );
-      const session = new SpdySession(socket, { role: 'server', head });
-      if (portForward) servePortForward(session);
-      else serveSpdyExec(session);
-      return;
-    }
-    const offered = splitProtocolHeader(req.headers['sec-websocket-protocol']);
-    const protocol = portForward ? TUNNEL_PORTFORWARD : RC_V5;
-    if (!offered.includes(protocol)) {
-      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-      return;
-    }
-    void acceptWebSocket(wss, req, socket, head, protocol).then((ws) => {
-      ws.on('error', () => {});
-      if (portForward) servePortForward(new SpdySession(new TunnelStream(ws), { role: 'server' }));
-      else serveWsExec(ws);
-      ws.resume();
-    });
-  });
-  // SIGUSR1: stall — read nothing for 2 s
-  process.on('SIGUSR1', () => {
-    const stalled = [...live];
-    for (const s of stalled) s.pause();
-    setTimeout(() => {
-      for (const s of stalled) s.resume();
-    }, 2000);
-  });
-  server.listen(port, '127.0.0.1', () => process.stdout.write('ready\n'));
-}
-
-/** exec: stdin comes back on stdout; stdin's end brings the Success status (protocols.md §3.2). */
-function serveSpdyExec(session: SpdySession): void {
-  const streams = new Map<string, SpdyStream>();
-  session.on('stream', (stream) => {
-    stream.reply();
-    streams.set(stream.streamType ?? '', stream);
-    if (streams.size !== 4) return;
-    const stdout = streams.get('stdout')!;
-    const stdin = streams.get('stdin')!;
-    stdin.pipe(stdout, { end: false });
-    stdin.once('end', () => {
-      streams.get('error')!.write(SUCCESS_STATUS_JSON);
-      session.close();
-    });
-  });
-}
-
-function serveWsExec(ws: WebSocket): void {
-  ws.send(Buffer.from([1]));
-  ws.on('message', (data: Buffer) => {
-    if (data[0] === 0) {
-      ws.send(encodeMessage(1, data.subarray(1), false));
-      if (ws.bufferedAmount > MiB) {
-        ws.pause();
-        setImmediate(function again() {
-          if (ws.bufferedAmount > MiB) setTimeout(again, 5);
-          else ws.resume();
-        });
-      }
-    } else if (data[0] === 255) {
-      ws.send(encodeMessage(3, Buffer.from(SUCCESS_STATUS_JSON), false));
-      ws.close(1000);
-    }
-  });
-}
-
-/** port-forward: each data stream echoes, half-close aware; error streams stay quiet (§4.1). */
-function servePortForward(session: SpdySession): void {
-  session.on('stream', (stream) => {
-    stream.reply();
-    if (stream.streamType === 'data') stream.pipe(stream);
-    else stream.resume();
-  });
-}
 
 // ---- the driver --------------------------------------------------------------------------------------
 
@@ -562,11 +454,27 @@ class UpstreamProcess {
   child: ChildProcess | undefined;
   constructor(private readonly port: number) {}
 
+  /** Start it (again), retrying a start that fails: a fault of the soak must not end the soak. */
   async start(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.startOnce();
+        return;
+      } catch (err) {
+        this.child?.kill('SIGKILL');
+        if (attempt === 3) throw err;
+      }
+    }
+  }
+
+  private async startOnce(): Promise<void> {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(REPO, 'bench/soak.ts'), '--role', 'upstream', '--port', String(this.port)],
-      { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] },
+      ['--import', 'tsx', join(REPO, 'bench/soak-upstream.ts'), String(this.port)],
+      {
+        cwd: REPO,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
     );
     this.child = child;
     let out = '';
@@ -676,14 +584,12 @@ async function processMemory(
   };
 }
 
-if (flags.role === 'upstream') runUpstream(Number(flags.port));
-else
-  runDriver().then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: Error) => {
-      process.stderr.write(`soak: ${err.stack ?? err.message}\n`);
-      process.exitCode = 1;
-    },
-  );
+runDriver().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: Error) => {
+    process.stderr.write(`soak: ${err.stack ?? err.message}\n`);
+    process.exitCode = 1;
+  },
+);
