@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { RawData } from 'ws';
 import { CH_ERROR, CH_STDIN, CH_STDOUT, decodeMessage, encodeClose } from '../../src/channel/codec.js';
 import { afterWsFlush, wsSocket } from '../../src/channel/ws-flow.js';
-import { writeClientChannelFrame } from '../../src/channel/ws-frame.js';
+import { writeBinaryFrame } from '../../src/channel/ws-frame.js';
 import { RC_V5 } from '../../src/k8s/protocols.js';
 import { dialWebSocket } from '../../src/upstream/dial.js';
 import { CLIENT_PING_MS, type OpenExec, serveExecClient } from '../lib/exec-client.js';
@@ -49,7 +49,7 @@ const openWsExec: OpenExec = async (base, program, onStdout) => {
   ws.resume();
   return {
     writeStdin: (chunk) => {
-      writeClientChannelFrame(socket, CH_STDIN, chunk);
+      writeBinaryFrame(socket, false, CH_STDIN, chunk);
       return socket.writableNeedDrain ? new Promise((r) => afterWsFlush(ws, r)) : undefined;
     },
     closeStdin: () => ws.send(encodeClose(CH_STDIN)),

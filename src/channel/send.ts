@@ -7,7 +7,7 @@
 import type { WebSocket } from 'ws';
 import { encodeBase64 } from './codec.js';
 import { wsIsServerSide, wsSocket } from './ws-flow.js';
-import { writeClientChannelFrame, writeServerChannelFrame } from './ws-frame.js';
+import { writeBinaryFrame } from './ws-frame.js';
 
 export const MAX_CHANNEL_MESSAGE = 32 * 1024;
 
@@ -15,11 +15,10 @@ export const MAX_CHANNEL_MESSAGE = 32 * 1024;
 export function sendChannel(ws: WebSocket, channel: number, payload: Buffer, base64: boolean): void {
   if (ws.readyState !== ws.OPEN) return;
   const socket = wsSocket(ws);
+  const server = wsIsServerSide(ws);
   const write = base64
     ? (piece: Buffer) => ws.send(encodeBase64(channel, piece), { binary: false })
-    : wsIsServerSide(ws)
-      ? (piece: Buffer) => writeServerChannelFrame(socket, channel, piece)
-      : (piece: Buffer) => writeClientChannelFrame(socket, channel, piece);
+    : (piece: Buffer) => writeBinaryFrame(socket, server, channel, piece);
   if (payload.length <= MAX_CHANNEL_MESSAGE) {
     write(payload);
     return;

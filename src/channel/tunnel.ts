@@ -1,6 +1,7 @@
 /**
  * The port-forward tunnel's byte-stream view of a WebSocket (protocols.md §4.3): the payloads of
- * binary messages, concatenated, read as one byte stream; each write becomes one binary message.
+ * binary messages, concatenated, read as one byte stream; each write becomes one binary message
+ * (written by ws-frame.ts, without the copy ws.send would make).
  * Message boundaries mean nothing. A text message is a protocol violation and ends the stream
  * with an error. Close ends the readable side; ending the writable side closes with 1000.
  * A paused WebSocket is resumed when the stream is first read.
@@ -8,12 +9,17 @@
 import { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { ChannelProtocolError } from './codec.js';
-import { afterWsFlush } from './ws-flow.js';
+import { afterWsFlush, wsIsServerSide, wsSocket } from './ws-flow.js';
+import { writeBinaryFrame } from './ws-frame.js';
 
 export class TunnelStream extends Duplex {
   /** Why the WebSocket closed, once it did. */
   closeCode: number | undefined;
   closeReason = '';
+
+  /** The transport under the WebSocket, and whether we accepted it (frames unmasked). */
+  private readonly socket: Duplex;
+  private readonly server: boolean;
 
   constructor(
     readonly ws: WebSocket,
@@ -24,6 +30,8 @@ export class TunnelStream extends Duplex {
       writableHighWaterMark: highWaterMark,
       allowHalfOpen: false,
     });
+    this.socket = wsSocket(ws);
+    this.server = wsIsServerSide(ws);
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (this.destroyed) return; // after a violation: let the close handshake finish, read nothing
       if (!isBinary) {
@@ -52,7 +60,7 @@ export class TunnelStream extends Duplex {
       callback();
       return;
     }
-    this.ws.send(chunk, { binary: true });
+    writeBinaryFrame(this.socket, this.server, -1, chunk);
     afterWsFlush(this.ws, callback);
   }
 

@@ -1,32 +1,50 @@
 /**
- * Writing a binary channel message as one WebSocket frame with the channel byte folded into the
- * frame header, so the payload is never copied to prepend it (RFC 6455 §5.2). Frames toward a
- * client go out unmasked and the payload untouched (header and payload written together, corked);
- * frames from our client side must be masked, which costs exactly one copy. Writing beside `ws` is
- * safe: with compression off, `ws` writes every frame of its own whole and synchronously too.
+ * Writing binary WebSocket frames ourselves (RFC 6455 §5.2): a channel message's channel byte is
+ * folded into the frame header, so the payload is never copied to prepend it. Frames toward a
+ * client go out unmasked with the payload untouched (header and payload in one write batch,
+ * write-batch.ts); frames from our client side must be masked, which costs exactly one copy, into
+ * buffers carved from large slabs rather than allocated one by one. Writing beside `ws` is safe:
+ * with compression off, `ws` writes every frame of its own whole and synchronously too.
  */
 import { randomFillSync } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import bufferutil from 'bufferutil';
+import { batchWrites } from '../io/write-batch.js';
 
 const OPCODE_BINARY = 0x2;
 const FIN = 0x80;
 const MASK_BIT = 0x80;
 
 /** Masking keys come from a pool filled in batches (one syscall per 2,048 frames). */
-const POOL_SIZE = 8 * 1024;
-const pool = Buffer.allocUnsafe(POOL_SIZE);
-let poolOffset = POOL_SIZE;
+const KEY_POOL_SIZE = 8 * 1024;
+const keyPool = Buffer.allocUnsafe(KEY_POOL_SIZE);
+let keyOffset = KEY_POOL_SIZE;
 const rotated = Buffer.alloc(4);
 
 function nextMask(): Buffer {
-  if (poolOffset + 4 > POOL_SIZE) {
-    randomFillSync(pool);
-    poolOffset = 0;
+  if (keyOffset + 4 > KEY_POOL_SIZE) {
+    randomFillSync(keyPool);
+    keyOffset = 0;
   }
-  const key = pool.subarray(poolOffset, poolOffset + 4);
-  poolOffset += 4;
+  const key = keyPool.subarray(keyOffset, keyOffset + 4);
+  keyOffset += 4;
   return key;
+}
+
+/** Masked frames are carved from slabs; a slab is freed once no frame in it is referenced. */
+const SLAB_SIZE = 1024 * 1024;
+let slab = Buffer.allocUnsafe(0);
+let slabOffset = 0;
+
+function frameBuffer(size: number): Buffer {
+  if (size > SLAB_SIZE / 4) return Buffer.allocUnsafe(size);
+  if (slabOffset + size > slab.length) {
+    slab = Buffer.allocUnsafe(SLAB_SIZE);
+    slabOffset = 0;
+  }
+  const out = slab.subarray(slabOffset, slabOffset + size);
+  slabOffset += size;
+  return out;
 }
 
 /** Bytes of the header (without masking key) for a payload of `length`. */
@@ -52,36 +70,37 @@ function writeHeader(out: Buffer, length: number, masked: boolean): number {
   return 10;
 }
 
-/** One unmasked binary frame `[channel] + payload` (server → client). The payload is not copied. */
-export function writeServerChannelFrame(socket: Duplex, channel: number, payload: Buffer): void {
-  const length = payload.length + 1;
-  const head = Buffer.allocUnsafe(headerSize(length) + 1);
-  const at = writeHeader(head, length, false);
-  head[at] = channel;
-  if (payload.length === 0) {
+/**
+ * One binary frame: `prefix` (a channel byte, or -1 for none) then `payload`, unmasked when
+ * `server` (we accepted this WebSocket), masked otherwise.
+ */
+export function writeBinaryFrame(socket: Duplex, server: boolean, prefix: number, payload: Buffer): void {
+  const extra = prefix >= 0 ? 1 : 0;
+  const length = payload.length + extra;
+  batchWrites(socket);
+  if (server) {
+    const head = Buffer.allocUnsafe(headerSize(length) + extra);
+    const at = writeHeader(head, length, false);
+    if (extra) head[at] = prefix;
     socket.write(head);
+    if (payload.length > 0) socket.write(payload);
     return;
   }
-  socket.cork();
-  socket.write(head);
-  socket.write(payload);
-  socket.uncork();
-}
-
-/** One masked binary frame `[channel] + payload` (client → server): header, key and masked bytes in one buffer. */
-export function writeClientChannelFrame(socket: Duplex, channel: number, payload: Buffer): void {
-  const length = payload.length + 1;
-  const frame = Buffer.allocUnsafe(headerSize(length) + 4 + length);
+  const frame = frameBuffer(headerSize(length) + 4 + length);
   let at = writeHeader(frame, length, true);
   const key = nextMask();
   key.copy(frame, at);
   at += 4;
-  frame[at] = channel ^ key[0]!;
-  // the payload continues the mask one byte on
-  rotated[0] = key[1]!;
-  rotated[1] = key[2]!;
-  rotated[2] = key[3]!;
-  rotated[3] = key[0]!;
-  if (payload.length > 0) bufferutil.mask(payload, rotated, frame, at + 1, payload.length);
+  let mask = key;
+  if (extra) {
+    frame[at++] = prefix ^ key[0]!;
+    // the payload continues the mask one byte on
+    rotated[0] = key[1]!;
+    rotated[1] = key[2]!;
+    rotated[2] = key[3]!;
+    rotated[3] = key[0]!;
+    mask = rotated;
+  }
+  if (payload.length > 0) bufferutil.mask(payload, mask, frame, at, payload.length);
   socket.write(frame);
 }

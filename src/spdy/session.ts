@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
+import { batchWrites } from '../io/write-batch.js';
 import { FLAG_FIN, GoAwayStatus, MAX_FRAME_LENGTH, RstStatus, type SpdyProtocolError } from './constants.js';
 import { type FrameHandler, FrameParser } from './frame-parser.js';
 import {
@@ -251,7 +252,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
     }
     if (!stream.replied && stream.peerInitiated) stream.reply();
     const socket = this.socket;
-    socket.cork();
+    batchWrites(socket);
     for (const chunk of chunks) {
       for (let off = 0; off < chunk.length; off += MAX_FRAME_LENGTH) {
         const len = Math.min(MAX_FRAME_LENGTH, chunk.length - off);
@@ -259,7 +260,6 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
         socket.write(len === chunk.length ? chunk : chunk.subarray(off, off + len));
       }
     }
-    socket.uncork();
     if (socket.writableNeedDrain) this.drainWaiters.push(done);
     else done();
   }
@@ -308,6 +308,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
 
   private writeFrame(frame: Buffer): void {
     if (!this.socket.writable) return;
+    batchWrites(this.socket);
     this.socket.write(frame);
   }
 
