@@ -14,7 +14,7 @@
 import type { RawData, WebSocket } from 'ws';
 import { decodeMessage, encodePortPreamble } from '../channel/codec.js';
 import { sendChannel } from '../channel/send.js';
-import { afterWsFlush, wsSocket } from '../channel/ws-flow.js';
+import { afterWsFlush, wsCongested } from '../channel/ws-flow.js';
 import type { Logger } from '../observe/logger.js';
 import type { SpdySession, SpdyStream } from '../spdy/session.js';
 import { type KeepaliveOptions, keepWebSocketAlive } from './keepalive.js';
@@ -139,7 +139,7 @@ class LegacyPortForward {
       record.bytesOut += chunk.length;
       figures.bytesOut += chunk.length;
       this.send(2 * i, chunk);
-      if (wsSocket(this.p.client)?.writableNeedDrain) {
+      if (wsCongested(this.p.client)) {
         data.pause();
         afterWsFlush(this.p.client, () => data.resume());
       }

@@ -16,7 +16,7 @@ import {
   encodeClose,
 } from '../channel/codec.js';
 import { sendChannel } from '../channel/send.js';
-import { afterWsFlush, wsSocket } from '../channel/ws-flow.js';
+import { afterWsFlush, wsCongested } from '../channel/ws-flow.js';
 import type { SpdySession, SpdyStream } from '../spdy/session.js';
 import { type ExecBridgeParams, StatusBytes } from './exec-session.js';
 import { keepWebSocketAlive } from './keepalive.js';
@@ -132,7 +132,7 @@ class SpdyToWsExec {
       if (upstream.readyState !== upstream.OPEN) return;
       if (countBytes) record.bytesIn += chunk.length;
       sendChannel(upstream, channel, chunk, upstreamVersion.base64);
-      if (wsSocket(upstream)?.writableNeedDrain) {
+      if (wsCongested(upstream)) {
         stream.pause();
         afterWsFlush(upstream, () => stream.resume());
       }

@@ -16,7 +16,7 @@ import {
   parseClosePayload,
 } from '../channel/codec.js';
 import { sendChannel } from '../channel/send.js';
-import { afterWsFlush, wsSocket } from '../channel/ws-flow.js';
+import { afterWsFlush, wsCongested } from '../channel/ws-flow.js';
 import type { SpdySession, SpdyStream } from '../spdy/session.js';
 import { type ExecBridgeParams, StatusBytes } from './exec-session.js';
 import { keepWebSocketAlive } from './keepalive.js';
@@ -94,7 +94,7 @@ class WsToSpdyExec {
     stream.on('data', (chunk: Buffer) => {
       record.bytesOut += chunk.length;
       this.send(channel, chunk);
-      if (wsSocket(client)?.writableNeedDrain) {
+      if (wsCongested(client)) {
         stream.pause();
         afterWsFlush(client, () => stream.resume());
       }

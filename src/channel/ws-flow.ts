@@ -4,6 +4,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { congested } from '../io/write-batch.js';
 
 /** The transport under a ws WebSocket (ws keeps it as `_socket`). */
 export function wsSocket(ws: WebSocket): Duplex {
@@ -15,10 +16,16 @@ export function wsIsServerSide(ws: WebSocket): boolean {
   return (ws as unknown as { _isServer: boolean })._isServer;
 }
 
+/** True when writers to this WebSocket should wait (see write-batch.ts). */
+export function wsCongested(ws: WebSocket): boolean {
+  const socket = wsSocket(ws);
+  return socket !== undefined && congested(socket);
+}
+
 /** Run `next` now if the socket can take more, else once it drained (or closed). */
 export function afterWsFlush(ws: WebSocket, next: () => void): void {
   const socket = wsSocket(ws);
-  if (!socket?.writableNeedDrain || socket.destroyed) {
+  if (!socket || !congested(socket) || socket.destroyed) {
     next();
     return;
   }

@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
-import { batchWrites } from '../io/write-batch.js';
+import { batchWrites, congested } from '../io/write-batch.js';
 import { FLAG_FIN, GoAwayStatus, MAX_FRAME_LENGTH, RstStatus, type SpdyProtocolError } from './constants.js';
 import { type FrameHandler, FrameParser } from './frame-parser.js';
 import {
@@ -260,7 +260,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
         socket.write(len === chunk.length ? chunk : chunk.subarray(off, off + len));
       }
     }
-    if (socket.writableNeedDrain) this.drainWaiters.push(done);
+    if (congested(socket)) this.drainWaiters.push(done);
     else done();
   }
 
