@@ -33,7 +33,7 @@ export function keepWebSocketAlive(
     if (ws.isPaused) lastPong = performance.now();
     if (opts.timeoutMs > 0 && performance.now() - lastPong > opts.timeoutMs) {
       stop();
-      onDead(`no pong from the WebSocket peer for ${Math.round(opts.timeoutMs / 1000)} s`);
+      onDead(`no pong from the WebSocket peer for ${opts.timeoutMs} ms`);
       return;
     }
     ws.ping();

@@ -19,7 +19,11 @@ export interface RelayHooks {
   /** Sees every chunk from the client before it is forwarded. */
   onClientData?(chunk: Buffer): void;
   /** Sees every chunk from the upstream before it is forwarded. */
-  onUpstreamData?(chunk: Buffer): void;
+  /**
+   * Sees every chunk from the upstream before it is forwarded, and may return what to forward in its
+   * place (the chunk with a frame of the hook's own put in).
+   */
+  onUpstreamData?(chunk: Buffer): Buffer[] | undefined | void;
   /** Runs once when the upstream side ended (cleanly or not) before the client side is ended. */
   onUpstreamEnd?(error: Error | undefined): void;
 }
@@ -48,22 +52,14 @@ export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks 
       upstreamEnded = true;
       hooks.onUpstreamEnd?.(err);
     };
-    pump(
-      client,
-      upstream,
-      (n) => {
-        record.bytesIn += n;
-      },
-      hooks.onClientData,
-    );
-    pump(
-      upstream,
-      client,
-      (n) => {
-        record.bytesOut += n;
-      },
-      hooks.onUpstreamData,
-    );
+    const countIn = (n: number) => {
+      record.bytesIn += n;
+    };
+    const countOut = (n: number) => {
+      record.bytesOut += n;
+    };
+    pump(client, upstream, countIn, hooks.onClientData);
+    pump(upstream, client, countOut, hooks.onUpstreamData);
     const onClientEnd = () => {
       settle('client closed the connection');
       upstream.end();
@@ -93,31 +89,33 @@ export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks 
       if (!client.writableEnded) client.end();
       onClosed();
     });
-    if (ends.upstreamHead?.length) {
-      hooks.onUpstreamData?.(ends.upstreamHead);
-      record.bytesOut += ends.upstreamHead.length;
-      client.write(ends.upstreamHead);
-    }
-    if (ends.clientHead?.length) {
-      hooks.onClientData?.(ends.clientHead);
-      record.bytesIn += ends.clientHead.length;
-      upstream.write(ends.clientHead);
-    }
+    if (ends.upstreamHead?.length) forward(ends.upstreamHead, client, countOut, hooks.onUpstreamData);
+    if (ends.clientHead?.length) forward(ends.clientHead, upstream, countIn, hooks.onClientData);
     // a side that sent everything and its FIN along with the upgrade ended before anyone listened
     if (client.readableEnded) onClientEnd();
     if (upstream.readableEnded) onUpstreamEnd();
   });
 }
 
-function pump(from: Duplex, to: Duplex, count: (n: number) => void, observe?: (chunk: Buffer) => void): void {
+type Observer = (chunk: Buffer) => Buffer[] | undefined | void;
+
+function pump(from: Duplex, to: Duplex, count: (n: number) => void, observe?: Observer): void {
   from.on('data', (chunk: Buffer) => {
-    observe?.(chunk);
-    count(chunk.length);
-    // A side that has ended takes nothing more: drop, and keep reading to the sender's EOF (pausing
-    // here would leave the sender's FIN unread and its socket open for good).
-    if (!to.writable) return;
-    if (!to.write(chunk)) from.pause();
+    if (!forward(chunk, to, count, observe)) from.pause();
   });
   to.on('drain', () => from.resume());
   to.once('close', () => from.resume());
+}
+
+/** Hand one chunk on, as the observer rewrote it if it did; false when `to` asks for a pause. */
+function forward(chunk: Buffer, to: Duplex, count: (n: number) => void, observe?: Observer): boolean {
+  const pieces = observe?.(chunk);
+  count(chunk.length);
+  // A side that has ended takes nothing more: drop, and keep reading to the sender's EOF (pausing
+  // here would leave the sender's FIN unread and its socket open for good).
+  if (!to.writable) return true;
+  if (!pieces) return to.write(chunk);
+  let ok = true;
+  for (const piece of pieces) ok = to.write(piece);
+  return ok;
 }

@@ -1,9 +1,10 @@
 /**
  * A relayed SPDY exec/attach session is a byte relay, yet the rule that never bends holds for it too:
  * if the upstream ends without writing a status, kubectl reads the plain EOF as success (exit 0,
- * protocols.md §3.2, §9 #124571). The guard watches both directions with our frame parser (it
- * forwards nothing itself) and, when that happens, writes a Failure status on the client's error
- * stream, resets the streams and sends GOAWAY, exactly as a dying server should have.
+ * protocols.md §3.2, §9 #124571). The guard watches both directions with our frame parser and,
+ * when that happens, gives the client a Failure status on its error stream: put in just before the
+ * upstream's RST_STREAM (or GOAWAY) when the upstream closed "cleanly", or, when the connection just
+ * dropped, written with the resets and GOAWAY a dying server should have sent.
  */
 import type { Duplex } from 'node:stream';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
@@ -13,6 +14,7 @@ import { GoAwayStatus, RstStatus } from '../spdy/constants.js';
 import { type FrameHandler, FrameParser } from '../spdy/frame-parser.js';
 import { dataFrameHeader, goAwayFrame, rstStreamFrame } from '../spdy/frame-writer.js';
 import { HeaderDecompressor, type HeaderMap } from '../spdy/header-block.js';
+import type { SessionRecord } from './session-record.js';
 
 const LIMITS = { maxControlFrameSize: 1024 * 1024 };
 /** Padding a truncated DATA frame is worth it only when little is missing. */
@@ -25,11 +27,16 @@ export class SpdyStatusGuard {
   private readonly streamIds: number[] = [];
   private statusSeen = false;
   private blind = false;
+  /** Bytes of the upstream's stream before the chunk being read, and where in it a status must go. */
+  private chunkStart = 0;
+  private upstreamFed = 0;
+  private cut: number | undefined;
 
   constructor(
     private readonly version: RemoteCommandVersion,
     private readonly client: Duplex,
     private readonly log: Logger,
+    private readonly record: SessionRecord,
   ) {
     const ignore = () => {};
     const clientHandler: FrameHandler = {
@@ -51,6 +58,10 @@ export class SpdyStatusGuard {
       onData: (id: number, payload: Buffer) => {
         if (id === this.errorStreamId && payload.length > 0) this.statusSeen = true;
       },
+      onRstStream: (id: number) => {
+        if (id === this.errorStreamId) this.closedWithoutStatus();
+      },
+      onGoAway: () => this.closedWithoutStatus(),
       onError: (err) => this.goBlind(`upstream stream: ${err.message}`),
     };
     const decompressorLimits = [64 * 1024, 64] as const;
@@ -66,8 +77,36 @@ export class SpdyStatusGuard {
     if (!this.blind) this.fromClient.write(chunk);
   }
 
-  onUpstreamData(chunk: Buffer): void {
-    if (!this.blind) this.fromUpstream.write(chunk);
+  /** Watch a chunk from the upstream; returns it with a status put in when one is missing. */
+  onUpstreamData(chunk: Buffer): Buffer[] | undefined {
+    if (this.blind) return undefined;
+    this.chunkStart = this.upstreamFed;
+    this.upstreamFed += chunk.length;
+    this.cut = undefined;
+    this.fromUpstream.write(chunk);
+    const at = this.cut;
+    // a frame that began in an earlier chunk is already on its way: too late to go before it
+    if (at === undefined || at < 0) return undefined;
+    const frame = this.failureFrame('the upstream ended the session without a status');
+    return [chunk.subarray(0, at), frame, chunk.subarray(at)];
+  }
+
+  /** The upstream reset the error stream or went away (GOAWAY) without writing a status on it. */
+  private closedWithoutStatus(): void {
+    if (this.statusSeen || this.cut !== undefined || this.errorStreamId === undefined) return;
+    // v1–v3 write nothing on success: their silence is not a failure
+    if (!this.version.jsonStatus) return;
+    this.cut = this.fromUpstream.frameStart - this.chunkStart;
+  }
+
+  /** A DATA frame with the Failure status on the client's error stream; the session is now an error. */
+  private failureFrame(why: string): Buffer {
+    this.statusSeen = true;
+    const payload = this.version.jsonStatus ? encodeStatus(internalErrorStatus(why)) : Buffer.from(why);
+    this.log.warn({ reason: why }, 'upstream ended without a status; sent the client a Failure status');
+    this.record.outcome = 'error';
+    this.record.note('statusGuard', `sent the client a Failure status: ${why}`);
+    return Buffer.concat([dataFrameHeader(this.errorStreamId!, 0, payload.length), payload]);
   }
 
   /** The upstream side is gone; say so to the client if the upstream did not. */
@@ -83,16 +122,13 @@ export class SpdyStatusGuard {
     const why = error
       ? `the upstream connection failed: ${error.message}`
       : 'the upstream ended the session without a status';
-    const payload = this.version.jsonStatus ? encodeStatus(internalErrorStatus(why)) : Buffer.from(why);
     const c = this.client;
     c.cork();
     if (position > 0) c.write(Buffer.alloc(position)); // complete the frame the upstream cut short
-    c.write(dataFrameHeader(this.errorStreamId, 0, payload.length));
-    c.write(payload);
+    c.write(this.failureFrame(why));
     for (const id of this.streamIds) c.write(rstStreamFrame(id, RstStatus.CANCEL));
     c.write(goAwayFrame(0, GoAwayStatus.OK));
     c.uncork();
-    this.log.warn({ reason: why }, 'upstream ended without a status; sent the client a Failure status');
   }
 
   private goBlind(why: string): void {

@@ -141,10 +141,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return undefined;
   });
   if (serving === undefined) return 1;
-  log.info(
-    { url: serving.shim.url, upstream: serving.target.describe(), upstreamProtocol: config.mode },
-    'listening',
-  );
+  // the contract's `listening` line is written whatever --log-level says (scripts wait for it)
+  log
+    .child({}, { level: 'info' })
+    .info(
+      { url: serving.shim.url, upstream: serving.target.describe(), upstreamProtocol: config.mode },
+      'listening',
+    );
   const signals = ['SIGINT', 'SIGTERM'] as const;
   const nextSignal = () =>
     new Promise<NodeJS.Signals>((resolve) => {

@@ -208,6 +208,7 @@ export class StreamHandler {
             remoteCommandVersion(negotiated) ?? remoteCommandVersion(RC_V1)!,
             socket,
             ctx.log,
+            record,
           )
         : undefined;
     const hooks: RelayHooks =

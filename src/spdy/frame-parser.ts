@@ -61,6 +61,9 @@ export class FrameParser {
   private flags = 0;
   private remaining = 0;
   private controlType = 0;
+  /** Bytes fed so far, and where in them the frame being dispatched began. */
+  private received = 0;
+  private currentFrameStart = 0;
 
   constructor(
     private readonly handler: FrameHandler,
@@ -83,6 +86,14 @@ export class FrameParser {
     return this.state === State.Header && this.buffered === 0 ? 0 : -1;
   }
 
+  /**
+   * Offset, counted from the first byte ever fed, at which the frame being dispatched begins. Read it
+   * inside a handler callback: a relay that must put a frame of its own before this one needs it.
+   */
+  get frameStart(): number {
+    return this.currentFrameStart;
+  }
+
   /** Stop parsing for good without reporting anything (the session is closing). */
   stop(): void {
     this.state = State.Failed;
@@ -94,6 +105,7 @@ export class FrameParser {
     if (this.state === State.Failed || chunk.length === 0) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
+    this.received += chunk.length;
     try {
       this.run();
     } catch (err) {
@@ -138,6 +150,7 @@ export class FrameParser {
   }
 
   private readHeader(): void {
+    this.currentFrameStart = this.received - this.buffered;
     const h = this.consume(FRAME_HEADER_SIZE);
     const word0 = h.readUInt32BE(0);
     this.flags = h[4]!;

@@ -363,10 +363,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
       if (oldest !== undefined && performance.now() - oldest > this.opts.pingTimeoutMs) {
         this.socket.destroy();
         this.teardown(
-          new SpdySessionError(
-            `peer did not answer PING for ${Math.round(this.opts.pingTimeoutMs / 1000)} s`,
-            'ping-timeout',
-          ),
+          new SpdySessionError(`peer did not answer PING for ${this.opts.pingTimeoutMs} ms`, 'ping-timeout'),
         );
         return;
       }

@@ -218,6 +218,7 @@ for (const cell of CELLS) {
             const translated =
               String(line['client']).split('/')[0] !== String(line['upstream']).split('/')[0];
             assert.equal(line['mode'], translated ? 'translate' : 'relay');
+            assert.notEqual(line['outcome'], 'error', JSON.stringify(line));
           }
         });
       });

@@ -215,3 +215,31 @@ describe('SPDY client → WebSocket upstream', async () => {
     assert.match(String(line['closeReason']), /client/);
   });
 });
+
+describe('SPDY client → SPDY upstream (relayed byte for byte)', async () => {
+  const upstream = await startSpdyExecUpstream(({ session, streams, query }) => {
+    if (query.get('command') === 'silent') {
+      streams.get('stdout')!.write('output');
+      setTimeout(() => session.close(), 50); // RST + GOAWAY, but no status
+    }
+  });
+  const shim = await startTestShim(upstream.url, 'spdy');
+  after(async () => {
+    await shim.close();
+    await upstream.close();
+  });
+
+  test('an upstream that ends without a status: the guard tells the client, the session line says error', async () => {
+    const url = shim.url + EXEC.replace('command=cat', 'command=silent');
+    const c = await connectSpdyExec(url, ['v4.channel.k8s.io'], ['error', 'stdin', 'stdout', 'stderr']);
+    assert.equal((await c.read('stdout')).toString(), 'output');
+    const status = decodeStatus(await c.read('error'));
+    assert.equal(status.kind, 'failure');
+    assert.match(status.kind === 'failure' ? status.message : '', /without a status/);
+    c.socket.destroy();
+    const line = await waitFor('session line', () => shim.sessionLines()[0]);
+    assert.equal(line['mode'], 'relay');
+    assert.equal(line['outcome'], 'error');
+    assert.match(String(line['statusGuard']), /Failure status/);
+  });
+});
