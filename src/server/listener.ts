@@ -110,7 +110,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     portForwardStats: opts.portForwardStats,
     spdyMaxHeaderBytes: maxHeaderBytes,
   });
-  const plain = createPlainProxy(opts.target, log);
+  const plain = createPlainProxy(opts.target, log, handshakeTimeoutMs);
   const probes = opts.probes ?? [];
   const endpoints = opts.endpoints ?? [];
 

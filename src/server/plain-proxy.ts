@@ -1,6 +1,8 @@
 /**
  * Everything that is not a streaming upgrade (discovery, get, watch, `logs -f`) goes to the upstream
- * through http-proxy, unchanged and unbuffered: responses are piped as they arrive.
+ * through http-proxy, unchanged and unbuffered: responses are piped as they arrive. The upstream has
+ * `responseTimeoutMs` to start answering (the response head); a body may then take as long as it
+ * likes (a quiet watch is not a dead upstream).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
@@ -11,7 +13,7 @@ import type { StreamTarget } from './stream-handler.js';
 
 export type PlainHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-export function createPlainProxy(target: StreamTarget, log: Logger): PlainHandler {
+export function createPlainProxy(target: StreamTarget, log: Logger, responseTimeoutMs: number): PlainHandler {
   const agentOptions = (target.agent as HttpsAgent).options ?? {};
   const proxy = httpProxy.createProxyServer({
     target: target.url.href,
@@ -20,6 +22,13 @@ export function createPlainProxy(target: StreamTarget, log: Logger): PlainHandle
     xfwd: true,
     // http-proxy sets rejectUnauthorized on every request; keep the target's own choice
     secure: agentOptions.rejectUnauthorized !== false,
+  });
+  proxy.on('proxyReq', (proxyReq) => {
+    const timer = setTimeout(() => {
+      proxyReq.destroy(new Error(`no answer within ${responseTimeoutMs} ms`));
+    }, responseTimeoutMs);
+    proxyReq.once('response', () => clearTimeout(timer));
+    proxyReq.once('close', () => clearTimeout(timer));
   });
   proxy.on('proxyRes', (upstreamRes) => {
     if (upstreamRes.statusCode === 401 && target.injectsCredentials) target.invalidateCredentials?.();

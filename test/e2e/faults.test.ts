@@ -269,6 +269,12 @@ describe('an upstream that accepts the upgrade connection and never answers', ()
     assert.ok(performance.now() - started < 1500);
     const logged = s.logs().find((l) => l['msg'] === 'upstream dial failed');
     assert.match(String(logged?.['err']), /did not answer the SPDY\/3\.1 upgrade within 500 ms/);
+    // plain API requests get the same bound on the upstream's answer, and a Status saying why
+    const plainStart = performance.now();
+    const res = await fetch(`${s.url}/api/v1/namespaces/default/pods`);
+    assert.equal(res.status, 502);
+    assert.match(((await res.json()) as { message: string }).message, /no answer within 500 ms/);
+    assert.ok(performance.now() - plainStart < 1500);
   });
 });
 
