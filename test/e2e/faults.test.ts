@@ -43,27 +43,17 @@ after(async () => {
 const wsUrl = (shim: TestShim, query: string) => `${shim.url.replace(/^http/, 'ws')}${EXEC}${query}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A scripted SPDY upstream, closed at the end with its upgraded sockets (a paused one never sees EOF). */
+/** A scripted SPDY upstream, closed at the end with its upgraded sockets. */
 async function spdyUpstream(...args: Parameters<typeof startSpdyExecUpstream>) {
   const u = await startSpdyExecUpstream(...args);
-  cleanups.push(() => {
-    for (const s of u.sockets) s.destroy();
-    return u.close();
-  });
+  cleanups.push(() => u.close());
   return u;
 }
 
 /** A scripted WebSocket upstream, closed at the end with its connections. */
 async function wsUpstream(script: Parameters<typeof startWsExecUpstream>[0]) {
-  const open: WebSocket[] = [];
-  const u = await startWsExecUpstream((side) => {
-    open.push(side.ws);
-    script(side);
-  });
-  cleanups.push(() => {
-    for (const ws of open) ws.terminate();
-    return u.close();
-  });
+  const u = await startWsExecUpstream(script);
+  cleanups.push(() => u.close());
   return u;
 }
 

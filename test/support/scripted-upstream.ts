@@ -19,20 +19,29 @@ export interface SpdyExecSide {
 
 export interface Upstream {
   url: string;
-  /** Upgrade requests seen, in order. */
-  requests: IncomingMessage[];
+  /** Upgraded connections still open. */
+  sockets: Set<Duplex>;
+  /** Stop listening and end every open connection. */
   close(): Promise<void>;
 }
 
-function listen(server: http.Server, requests: IncomingMessage[]): Promise<Upstream> {
+/** Track an upgraded connection until it closes. */
+function track(sockets: Set<Duplex>, socket: Duplex): void {
+  sockets.add(socket);
+  socket.once('close', () => sockets.delete(socket));
+  socket.on('error', () => {});
+}
+
+function listen(server: http.Server, sockets: Set<Duplex>): Promise<Upstream> {
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
       const port = (server.address() as AddressInfo).port;
       resolve({
         url: `http://127.0.0.1:${port}`,
-        requests,
+        sockets,
         close: () =>
           new Promise((r) => {
+            for (const socket of sockets) socket.destroy();
             server.closeAllConnections();
             server.close(() => r());
           }),
@@ -45,14 +54,11 @@ function listen(server: http.Server, requests: IncomingMessage[]): Promise<Upstr
 export function startSpdyExecUpstream(
   script: (side: SpdyExecSide) => void,
   version = 'v4.channel.k8s.io',
-): Promise<Upstream & { sockets: Duplex[] }> {
-  const requests: IncomingMessage[] = [];
-  const sockets: Duplex[] = [];
+): Promise<Upstream> {
+  const sockets = new Set<Duplex>();
   const server = http.createServer((_req, res) => res.writeHead(404).end());
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    requests.push(req);
-    sockets.push(socket);
-    socket.on('error', () => {});
+    track(sockets, socket);
     const offered = splitProtocolHeader(req.headers['x-stream-protocol-version']);
     if (!offered.includes(version)) {
       socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n');
@@ -72,7 +78,7 @@ export function startSpdyExecUpstream(
       if (streams.size === expected) script({ session, socket, streams, query });
     });
   });
-  return listen(server, requests).then((u) => ({ ...u, sockets }));
+  return listen(server, sockets);
 }
 
 export interface WsExecSide {
@@ -86,7 +92,7 @@ export function startWsExecUpstream(
   script: (side: WsExecSide) => void,
   protocols = ['v5.channel.k8s.io'],
 ): Promise<Upstream> {
-  const requests: IncomingMessage[] = [];
+  const sockets = new Set<Duplex>();
   const server = http.createServer((_req, res) => res.writeHead(404).end());
   const wss = new WebSocketServer({
     noServer: true,
@@ -94,8 +100,7 @@ export function startWsExecUpstream(
     handleProtocols: (offered) => [...offered].find((p) => protocols.includes(p)) ?? false,
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    requests.push(req);
-    socket.on('error', () => {});
+    track(sockets, socket);
     const offered = splitProtocolHeader(req.headers['sec-websocket-protocol']);
     if (!offered.some((p) => protocols.includes(p))) {
       socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n');
@@ -108,5 +113,5 @@ export function startWsExecUpstream(
       script({ ws, protocol: ws.protocol, query });
     });
   });
-  return listen(server, requests);
+  return listen(server, sockets);
 }

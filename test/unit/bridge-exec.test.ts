@@ -140,11 +140,17 @@ describe('WebSocket client → SPDY upstream', async () => {
   });
 
   test('a client that disconnects resets the upstream streams and closes its socket', async () => {
-    const before = upstream.sockets.length;
+    const before = new Set(upstream.sockets);
     const c = await connectWsExec(url('hang'), ['v5.channel.k8s.io']);
-    const upstreamSocket = await waitFor('upstream socket', () => upstream.sockets[before]);
+    const upstreamSocket = await waitFor('upstream socket', () =>
+      [...upstream.sockets].find((s) => !before.has(s)),
+    );
     c.ws.terminate();
-    await waitFor('upstream socket closed', () => upstreamSocket.destroyed, 2000);
+    await waitFor(
+      'upstream socket closed',
+      () => upstreamSocket.destroyed && !upstream.sockets.has(upstreamSocket),
+      2000,
+    );
   });
 });
 
