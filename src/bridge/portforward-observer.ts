@@ -124,6 +124,7 @@ export class PortForwardObserver {
       },
       onUpstreamData: (chunk) => {
         if (!this.stopped) this.fromUpstream(chunk);
+        return undefined; // forwarded as it is
       },
       onUpstreamEnd: () => this.stop(undefined),
     };

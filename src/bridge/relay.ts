@@ -23,7 +23,7 @@ export interface RelayHooks {
    * Sees every chunk from the upstream before it is forwarded, and may return what to forward in its
    * place (the chunk with a frame of the hook's own put in).
    */
-  onUpstreamData?(chunk: Buffer): Buffer[] | undefined | void;
+  onUpstreamData?(chunk: Buffer): Buffer[] | undefined;
   /** Runs once when the upstream side ended (cleanly or not) before the client side is ended. */
   onUpstreamEnd?(error: Error | undefined): void;
 }
@@ -97,7 +97,8 @@ export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks 
   });
 }
 
-type Observer = (chunk: Buffer) => Buffer[] | undefined | void;
+/** Sees a chunk before it is forwarded; if it returns an array, that is forwarded instead. */
+type Observer = (chunk: Buffer) => unknown;
 
 function pump(from: Duplex, to: Duplex, count: (n: number) => void, observe?: Observer): void {
   from.on('data', (chunk: Buffer) => {
@@ -114,7 +115,7 @@ function forward(chunk: Buffer, to: Duplex, count: (n: number) => void, observe?
   // A side that has ended takes nothing more: drop, and keep reading to the sender's EOF (pausing
   // here would leave the sender's FIN unread and its socket open for good).
   if (!to.writable) return true;
-  if (!pieces) return to.write(chunk);
+  if (!Array.isArray(pieces)) return to.write(chunk);
   let ok = true;
   for (const piece of pieces) ok = to.write(piece);
   return ok;
