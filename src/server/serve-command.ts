@@ -32,7 +32,7 @@ Who may use it:
 
 Limits:
   --max-sessions N            streaming sessions at once; more get 503 (default ${DEFAULT_LIMITS.maxSessions}; 0: no limit)
-  --handshake-timeout DUR     for a client's request head and the upstream's upgrade answer (default ${formatDuration(DEFAULT_LIMITS.handshakeTimeoutMs)})
+  --handshake-timeout DUR     for a client's request head, the upstream's upgrade answer and the start of its plain answers (default ${formatDuration(DEFAULT_LIMITS.handshakeTimeoutMs)})
   --max-header-bytes N        largest request head, SPDY header block and control frame (default ${DEFAULT_LIMITS.maxHeaderBytes})
   --idle-timeout DUR          end sessions with no data either way for this long (default 0: never)
   --ping-interval DUR         keepalive pings toward SPDY and WebSocket peers (default 5s)
