@@ -37,11 +37,13 @@ export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks 
   return new Promise((resolve) => {
     let reason: string | undefined;
     let closed = 0;
-    // the first reason is the reason; a connection failure makes the session's outcome an error
-    const settle = (why: string, failed = false) => {
+    // The first reason is the reason. A connection failure makes the outcome an error, except a
+    // client that reset its connection: it left before the end (kubectl cp from a pod exits once its
+    // tar reader is done, with the rest unread), which the translators record as a failure too.
+    const settle = (why: string, outcome?: 'failure' | 'error') => {
       if (reason !== undefined) return;
       reason = why;
-      if (failed) record.outcome = 'error';
+      if (outcome) record.outcome = outcome;
     };
     const onClosed = () => {
       if (++closed === 2) resolve(reason ?? 'closed');
@@ -72,11 +74,11 @@ export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks 
     client.once('end', onClientEnd);
     upstream.once('end', onUpstreamEnd);
     client.once('error', (err: Error) => {
-      settle(`client connection failed: ${err.message}`, true);
+      settle(`client connection failed: ${err.message}`, clientLeft(err) ? 'failure' : 'error');
       upstream.destroy();
     });
     upstream.once('error', (err: Error) => {
-      settle(`upstream connection failed: ${err.message}`, true);
+      settle(`upstream connection failed: ${err.message}`, 'error');
       upstreamDone(err);
       client.end();
     });
@@ -95,6 +97,12 @@ export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks 
     if (client.readableEnded) onClientEnd();
     if (upstream.readableEnded) onUpstreamEnd();
   });
+}
+
+/** A reset or broken pipe from the client is its leaving, not a fault of the shim or the upstream. */
+function clientLeft(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ECONNRESET' || code === 'EPIPE';
 }
 
 /** Sees a chunk before it is forwarded; if it returns an array, that is forwarded instead. */

@@ -69,3 +69,21 @@ test('data from the client after the upstream ended does not wedge the client so
   await withTimeout(done, 2000, 'relay end');
   assert.equal(clientSide.destroyed, true);
 });
+
+test('a client that resets its connection left early (failure); an upstream reset is an error', async () => {
+  for (const side of ['client', 'upstream'] as const) {
+    const [clientSide, clientPeer] = await socketPair(true);
+    const [upstreamPeer, upstreamSide] = await socketPair(false);
+    const r = record();
+    const done = relay({ client: clientSide, upstream: upstreamSide }, r);
+    upstreamPeer.on('error', () => {});
+    clientPeer.on('error', () => {});
+    clientPeer.on('end', () => clientPeer.end()).resume(); // a client closes once the shim has
+    upstreamPeer.write(Buffer.alloc(64 * 1024, 1)); // unread data: closing sends an RST
+    await new Promise((res) => setTimeout(res, 50));
+    (side === 'client' ? clientPeer : upstreamPeer).resetAndDestroy();
+    const reason = await withTimeout(done, 2000, 'relay end');
+    assert.match(reason, new RegExp(`^${side} connection failed: .*ECONNRESET`));
+    assert.equal(r.outcome, side === 'client' ? 'failure' : 'error', side);
+  }
+});
