@@ -3,7 +3,9 @@
  * joined byte for byte (the cheapest path, design.md "auto"). Backpressure is TCP's: a slow reader
  * pauses the other socket. Half-closes pass through; an error on either side ends both.
  */
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { batchWrites, congested } from '../io/write-batch.js';
 import type { SessionRecord } from './session-record.js';
 
 export interface RelayEnds {
@@ -123,8 +125,13 @@ function forward(chunk: Buffer, to: Duplex, count: (n: number) => void, observe?
   // A side that has ended takes nothing more: drop, and keep reading to the sender's EOF (pausing
   // here would leave the sender's FIN unread and its socket open for good).
   if (!to.writable) return true;
-  if (!Array.isArray(pieces)) return to.write(chunk);
+  // A tunnel hands over one chunk per WebSocket message: those of one read leave in one writev,
+  // under write-batch.ts's congestion rule. (A tunnel as `to` batches its own socket: corking the
+  // stream itself would only delay it.)
+  const socket = to instanceof Socket;
+  if (socket) batchWrites(to);
   let ok = true;
-  for (const piece of pieces) ok = to.write(piece);
-  return ok;
+  if (!Array.isArray(pieces)) ok = to.write(chunk);
+  else for (const piece of pieces) ok = to.write(piece);
+  return socket ? !congested(to) : ok;
 }
