@@ -250,7 +250,9 @@ async function writeResults(
   text: string,
 ): Promise<string> {
   await mkdir(resultsDir, { recursive: true });
-  const base = `${resultsDir}${quick ? 'latest-quick' : values.only ? 'latest-only' : 'latest'}`;
+  const kind = quick ? 'latest-quick' : values.only ? 'latest-only' : 'latest';
+  // a run with glibc's trim threshold raised (the container's setting) is kept beside the default one
+  const base = `${resultsDir}${kind}${mallocTrim ? '-malloc-trim' : ''}`;
   await writeFile(`${base}.json.tmp`, `${JSON.stringify({ ...doc, results }, null, 2)}\n`);
   await rename(`${base}.json.tmp`, `${base}.json`);
   await writeFile(`${base}.txt`, `${text}\n`);
@@ -265,6 +267,8 @@ if (execUpstream !== 'lean' && execUpstream !== 'emulator') {
   log(`--upstream is lean or emulator, got ${values.upstream}`);
   process.exit(2);
 }
+/** Inherited by every worker process (load generator, middles, upstream) alike. */
+const mallocTrim = process.env['MALLOC_TRIM_THRESHOLD_'];
 const all = buildScenarios(execUpstream);
 const wanted = values.only?.flatMap((o) => o.split(','));
 const selected = wanted ? all.filter((s) => wanted.includes(s.name)) : all;
@@ -296,6 +300,7 @@ try {
   await rig.close();
 }
 const seconds = (performance.now() - started) / 1000;
+const mallocTrimNote = mallocTrim ? `; MALLOC_TRIM_THRESHOLD_=${mallocTrim} in every process` : '';
 const text = [
   table(results),
   '',
@@ -303,7 +308,7 @@ const text = [
     `node ${process.version}, ${cpus().length} CPUs, load average ${loadBefore.map((l) => l.toFixed(1)).join(' ')} at start, ` +
     `${loadavg()
       .map((l) => l.toFixed(1))
-      .join(' ')} at end`,
+      .join(' ')} at end${mallocTrimNote}`,
 ].join('\n');
 process.stdout.write(`${text}\n`);
 const file = await writeResults(
@@ -317,6 +322,7 @@ const file = await writeResults(
     quick,
     repeat,
     execUpstream,
+    mallocTrimThreshold: mallocTrim,
     seconds,
   },
   text,

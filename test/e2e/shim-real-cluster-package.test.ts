@@ -83,6 +83,8 @@ describe('Dockerfile', () => {
       '--from=build /app/dist ./dist',
     ]);
     assert.deepEqual(ops(runtime, 'USER'), ['node']);
+    const trim = ops(runtime, 'ENV').find((e) => e.startsWith('MALLOC_TRIM_THRESHOLD_='));
+    assert.ok(Number(trim?.split('=')[1]) >= 32 * 1024 * 1024, `glibc's trim threshold raised: ${trim}`);
     assert.equal(ops(runtime, 'RUN').length, 0, 'nothing runs as root in the runtime stage');
     const [healthcheck] = ops(runtime, 'HEALTHCHECK');
     assert.match(healthcheck!, /^--interval=\d+s --timeout=\d+s .*CMD \["node", "-e", /);
