@@ -76,14 +76,21 @@ export class RssSampler {
     everyMs = 50,
   ) {
     this.peak = rssBytes(pid);
-    this.timer = setInterval(() => {
-      this.peak = Math.max(this.peak, rssBytes(this.pid));
-    }, everyMs);
+    this.timer = setInterval(() => this.sample(), everyMs);
   }
 
   stop(): number {
     clearInterval(this.timer);
-    this.peak = Math.max(this.peak, rssBytes(this.pid));
+    this.sample();
     return this.peak;
+  }
+
+  /** A process that is gone stops the sampling; whoever ended it reports why (a throw here would not). */
+  private sample(): void {
+    try {
+      this.peak = Math.max(this.peak, rssBytes(this.pid));
+    } catch {
+      clearInterval(this.timer);
+    }
   }
 }
