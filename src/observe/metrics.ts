@@ -55,7 +55,7 @@ export class Metrics {
     });
     this.sessions = new Counter({
       name: 'kubeshim_sessions_total',
-      help: 'Streaming sessions ended, by outcome: success, exit-code (non-zero exit), failure (a Failure status, or the client left before the end), error (the shim or the upstream connection failed).',
+      help: 'Streaming sessions ended, by outcome: success, exit-code (non-zero exit), failure (a Failure status, or the client left before the end), error (a protocol error, or the shim or the upstream connection failed).',
       labelNames: [...SESSION_LABELS, 'outcome'],
       registers,
     });
