@@ -14,6 +14,7 @@ Usage:
   kubeshim demo        the embedded demo: an emulated cluster with the shim in front of it
   kubeshim kubeconfig  print a kubeconfig whose server is the shim
   kubeshim doctor      probe the path to the upstream and say which protocols pass
+  kubeshim version     print the version (also --version)
 
 Run 'kubeshim <command> --help' for the flags of a command.
 `;
@@ -30,6 +31,10 @@ const COMMANDS: Record<string, Handler | undefined> = {
 export async function main(argv: string[]): Promise<number> {
   const { positionals } = parseArgs({ args: argv.slice(0, 1), allowPositionals: true, strict: false });
   const command = positionals[0];
+  if (command === 'version' || argv[0] === '--version') {
+    process.stdout.write(`kubeshim ${(await import('./version.js')).kubeshimVersion()}\n`);
+    return 0;
+  }
   if (command === undefined || command === 'help' || argv[0] === '--help' || argv[0] === '-h') {
     process.stdout.write(USAGE);
     return command === undefined && argv.length === 0 ? 2 : 0;
