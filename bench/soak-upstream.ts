@@ -73,7 +73,7 @@ function runUpstream(port: number): void {
   server.listen(port, '127.0.0.1', () => process.stdout.write('ready\n'));
 }
 
-/** exec: stdin comes back on stdout; stdin's end brings the Success status (protocols.md §3.2). */
+/** exec: stdin comes back on stdout; stdin's end brings the Success status (docs/protocols.md §3.2). */
 function serveSpdyExec(session: SpdySession): void {
   const streams = new Map<string, SpdyStream>();
   session.on('stream', (stream) => {

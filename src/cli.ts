@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * kubeshim command line (design.md, "Command-line contract"). Parses the command and its flags and
+ * kubeshim command line (docs/design.md, "Command-line contract"). Parses the command and its flags and
  * hands over to the module that does the work; nothing else lives here.
  */
 import { parseArgs } from 'node:util';

@@ -28,7 +28,7 @@ export type OpenExec = (
   onStdout: (chunk: Buffer) => void,
 ) => Promise<ExecSession>;
 
-/** kubectl pings every 5 s on either protocol (protocols.md §7). */
+/** kubectl pings every 5 s on either protocol (docs/protocols.md §7). */
 export const CLIENT_PING_MS = 5000;
 
 const stdinChunk = Buffer.alloc(CHUNK, 0x61);

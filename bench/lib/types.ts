@@ -4,7 +4,7 @@
  * `relay` (client → plain Node TCP relay → upstream, the practical limit of a Node proxy) and
  * `shim` (client → kubeshim translating → an upstream of the other protocol). Results are reported
  * as the shim against the relay (or against direct, for latency): this machine is shared and noisy,
- * absolute figures mean little (design.md "Targets").
+ * absolute figures mean little (docs/design.md "Targets").
  */
 import type { Rig } from './rig.js';
 
@@ -54,7 +54,7 @@ export interface Trial {
 }
 
 /**
- * How a scenario is judged (design.md "Targets"):
+ * How a scenario is judged (docs/design.md "Targets"):
  * - `throughput`: shim ÷ relay ≥ target;
  * - `latency`: shim p99 − direct p99 ≤ target (µs);
  * - `memory`: the shim's value ≤ target (in the scenario's unit).

@@ -4,7 +4,7 @@
  * them), the port-forward "download" port, and the write size.
  */
 
-/** kubectl, containerd and the apiserver all copy streams through 32 KiB buffers (protocols.md §3.3.2, §4.3). */
+/** kubectl, containerd and the apiserver all copy streams through 32 KiB buffers (docs/protocols.md §3.3.2, §4.3). */
 export const CHUNK = 32 * 1024;
 
 export const POD_PATH = '/api/v1/namespaces/default/pods/demo';

@@ -1,7 +1,7 @@
 /**
  * The scenario registry: `npm run bench` runs these in order (`--only <name>` picks some). Each
  * names its load generator, the protocol the shim is forced to, its sizes and its target
- * (design.md "Targets"). Naming: the client's protocol first (`ws` = WebSocket v5 or the
+ * (docs/design.md "Targets"). Naming: the client's protocol first (`ws` = WebSocket v5 or the
  * port-forward tunnel, `spdy` = SPDY), then the shape.
  */
 import type { UpstreamKind } from '../lib/rig.js';

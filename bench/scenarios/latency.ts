@@ -2,7 +2,7 @@
  * Keystroke latency: one `cat` session, 1-byte stdin writes each waiting for its echo on stdout,
  * one after the other, along the three paths (bench/lib/three-paths.ts). The figure is the round
  * trip's p99 in microseconds (median over the rounds); what is judged is what the shim adds over
- * the direct path (design.md: ≤ 200 µs at p99).
+ * the direct path (docs/design.md: ≤ 200 µs at p99).
  */
 import type { Percentiles } from '../lib/stats.js';
 import { type PathSpec, threePaths } from '../lib/three-paths.js';

@@ -1,7 +1,7 @@
 /**
  * Slow reader: one exec session whose client reads stdout far slower than the upstream can write
  * it. Backpressure must reach the upstream through the middle process, so the middle's memory may
- * not grow with what passes (design.md: ≤ 32 MiB RSS growth for 1 GiB). The writer's pace is
+ * not grow with what passes (docs/design.md: ≤ 32 MiB RSS growth for 1 GiB). The writer's pace is
  * measured first (the same program and size, unthrottled, on the direct path); the reader is held
  * to 1/100 of it, but not below `MIN_READER_MIBPS`, so that 1 GiB passes within about 45 s even on
  * a loaded machine — the slowdown reached is reported. The relay and the shim, each a fresh

@@ -1,5 +1,5 @@
 /**
- * Load generator: port-forward sessions as kubectl runs them (protocols.md §4.1, §4.3), over a SPDY
+ * Load generator: port-forward sessions as kubectl runs them (docs/protocols.md §4.1, §4.3), over a SPDY
  * upgrade or inside the WebSocket tunnel. One session per call (one kubectl), `connections`
  * forwarded connections at once, each like one kubectl accepts: an error stream half-closed at
  * once, a data stream, a download of `bytes` from the pod, RST_STREAM on the data stream when the

@@ -1,5 +1,5 @@
 /**
- * Load generator: SPDY exec sessions, as client-go's SPDY executor opens them (protocols.md §3.2):
+ * Load generator: SPDY exec sessions, as client-go's SPDY executor opens them (docs/protocols.md §3.2):
  * the v5…v1 offer, streams error, stdin, stdout, stderr each after the previous one's SYN_REPLY,
  * 32 KiB DATA per stdin write, FIN for stdin EOF, PING every 5 s. Many sessions in one process.
  */

@@ -4,7 +4,7 @@
  * the benchmark's three programs (bench/lib/wire.ts) itself instead of starting processes, and its
  * pod has one port, a download. The emulator (src/emulator) is the faithful upstream; this one
  * exists because a process per session, and the emulator's own costs, would dominate what is
- * measured. It answers the way protocols.md §3 and §4 describe and nothing more.
+ * measured. It answers the way docs/protocols.md §3 and §4 describe and nothing more.
  */
 import { once } from 'node:events';
 import http, { type IncomingMessage } from 'node:http';

@@ -1,5 +1,5 @@
 /**
- * Load generator: WebSocket v5 exec sessions, as kubectl ≥ 1.30 opens them (protocols.md §3.3.2):
+ * Load generator: WebSocket v5 exec sessions, as kubectl ≥ 1.30 opens them (docs/protocols.md §3.3.2):
  * stdin as one masked 32 KiB message per write, written as frames of our own (no copy but the
  * masking), CLOSE `[255, 0]` for stdin EOF, pings every 5 s. Many sessions in one process.
  */

@@ -1,6 +1,6 @@
 /**
  * Keepalive toward a WebSocket peer: a ping every interval (kubectl pings every 5 s and idle load
- * balancers cut quiet sessions, protocols.md §7), and a dead-peer verdict when no pong came back for
+ * balancers cut quiet sessions, docs/protocols.md §7), and a dead-peer verdict when no pong came back for
  * too long (a half-open connection). Pings from the peer are answered by ws itself (autoPong).
  */
 import type { WebSocket } from 'ws';

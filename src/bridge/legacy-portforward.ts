@@ -1,5 +1,5 @@
 /**
- * port-forward: a legacy WebSocket client (`ports=` in the query, channel pairs, protocols.md §4.2)
+ * port-forward: a legacy WebSocket client (`ports=` in the query, channel pairs, docs/protocols.md §4.2)
  * in front of a SPDY port-forward session (§4.1) — reached over a raw SPDY upgrade or a WebSocket
  * tunnel, the caller decides. For the i-th port: channel 2i carries data both ways and is backed by a
  * SPDY `data` stream; channel 2i+1 carries errors from the server to the client only, backed by a
@@ -184,7 +184,7 @@ class LegacyPortForward {
     this.end('all forwarded connections finished', 'success');
   }
 
-  /** The upstream connection is gone with pairs still open: never a silent end (design.md). */
+  /** The upstream connection is gone with pairs still open: never a silent end (docs/design.md). */
   private upstreamClosed(err: Error | undefined): void {
     if (this.finished) return;
     const why = `the upstream connection ${err ? `failed: ${err.message}` : 'ended'}`;

@@ -1,6 +1,6 @@
 /**
  * The end of a remotecommand session as the upstream told it, and as the client must be told it
- * (protocols.md §3.2, §3.4, §8.1 step 7, §8.2 step 6). The rule that never bends: a v4+ upstream
+ * (docs/protocols.md §3.2, §3.4, §8.1 step 7, §8.2 step 6). The rule that never bends: a v4+ upstream
  * always writes a status before it closes, so an end without one is a failure, never success.
  */
 import type { RemoteCommandVersion } from '../k8s/protocols.js';

@@ -1,6 +1,6 @@
 /**
  * Per-connection port-forward figures for a relayed session (opt-in: `--port-forward-stats`). A
- * relayed port-forward is one SPDY session end to end (protocols.md §4.1, §4.3); the relay itself
+ * relayed port-forward is one SPDY session end to end (docs/protocols.md §4.1, §4.3); the relay itself
  * never looks inside. This observer reads a copy of what the relay forwards — never changing,
  * holding or delaying a byte — with our frame parser, one per direction (each direction has its
  * own header compression context, §6.2):

@@ -1,6 +1,6 @@
 /**
  * Pass-through: when client and upstream speak the same protocol, the upgraded connections are
- * joined byte for byte (the cheapest path, design.md "auto"). Backpressure is TCP's: a slow reader
+ * joined byte for byte (the cheapest path, docs/design.md "auto"). Backpressure is TCP's: a slow reader
  * pauses the other socket. Half-closes pass through; an error on either side ends both.
  */
 import { Socket } from 'node:net';

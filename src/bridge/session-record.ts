@@ -1,6 +1,6 @@
 /**
  * The account of one streaming session: protocols, bytes each way, duration, exit code and why it
- * ended. It writes the contract's `session` log line exactly once (design.md, "Command-line
+ * ended. It writes the contract's `session` log line exactly once (docs/design.md, "Command-line
  * contract") and reports the same figures to the metrics.
  */
 import type { Logger } from '../observe/logger.js';

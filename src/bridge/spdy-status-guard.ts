@@ -1,7 +1,7 @@
 /**
  * A relayed SPDY exec/attach session is a byte relay, yet the rule that never bends holds for it too:
  * if the upstream ends without writing a status, kubectl reads the plain EOF as success (exit 0,
- * protocols.md §3.2, §9 #124571). The guard watches both directions with our frame parser and,
+ * docs/protocols.md §3.2, §9 #124571). The guard watches both directions with our frame parser and,
  * when that happens, gives the client a Failure status on its error stream: put in just before the
  * upstream's RST_STREAM (or GOAWAY) when the upstream closed "cleanly", or, when the connection just
  * dropped, written with the resets and GOAWAY a dying server should have sent.

@@ -1,6 +1,6 @@
 /**
  * exec/attach: a SPDY client (kubectl ≤ 1.28, client-go's SPDY executor) in front of a WebSocket
- * upstream — "be a SPDY server + v5 client" (protocols.md §8.2). The caller has opened the upstream
+ * upstream — "be a SPDY server + v5 client" (docs/protocols.md §8.2). The caller has opened the upstream
  * WebSocket and answered the client's upgrade; this accepts the client's streams, pumps streams ⇄
  * channels with backpressure, carries stdin EOF as the v5 CLOSE message, and always ends with a
  * status on the client's error stream — never a silent end, which kubectl would read as exit 0.

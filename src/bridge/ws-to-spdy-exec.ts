@@ -1,6 +1,6 @@
 /**
  * exec/attach: a WebSocket client (v5, or the legacy v1–v4 and base64 protocols) in front of a SPDY
- * upstream — "be a StreamTranslator" (protocols.md §8.1). The upstream SPDY upgrade is done by the
+ * upstream — "be a StreamTranslator" (docs/protocols.md §8.1). The upstream SPDY upgrade is done by the
  * caller; this opens the upstream streams the query promises, pumps channels ⇄ streams with
  * backpressure both ways, and ends with exactly one status on channel 3 and Close 1000.
  */

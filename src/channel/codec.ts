@@ -1,5 +1,5 @@
 /**
- * Kubernetes WebSocket channel framing (protocols.md §3.3, §4.2): every message is one channel
+ * Kubernetes WebSocket channel framing (docs/protocols.md §3.3, §4.2): every message is one channel
  * chunk, `[channel] + payload` in a binary message, or `'0'+channel` + base64(payload) in a text
  * message for the base64 protocols. The v5 CLOSE message `[255, ch]` half-closes a channel.
  */

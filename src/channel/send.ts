@@ -1,6 +1,6 @@
 /**
  * Sending one channel chunk as WebSocket messages: one unfragmented message per piece of at most
- * 32 KiB, which is what the apiserver sends (its io.Copy buffer, protocols.md §5.2). Some clients
+ * 32 KiB, which is what the apiserver sends (its io.Copy buffer, docs/protocols.md §5.2). Some clients
  * read one message into a 32 KiB buffer and lose the rest of a bigger one (§9, python#2651).
  * Binary messages are written as frames of our own (ws-frame.ts), which avoid copying the payload.
  */

@@ -1,5 +1,5 @@
 /**
- * The port-forward tunnel's byte-stream view of a WebSocket (protocols.md §4.3): the payloads of
+ * The port-forward tunnel's byte-stream view of a WebSocket (docs/protocols.md §4.3): the payloads of
  * binary messages, concatenated, read as one byte stream; each write becomes one binary message
  * (written by ws-frame.ts, without the copy ws.send would make).
  * Message boundaries mean nothing. A text message is a protocol violation and ends the stream

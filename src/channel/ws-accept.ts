@@ -1,7 +1,7 @@
 /**
  * Accepting WebSocket handshakes with Kubernetes subprotocols. `ws` rejects the tunnel's
  * `SPDY/3.1+portforward.k8s.io` (the `/` makes it no RFC 6455 token; gorilla and x/net take it,
- * protocols.md §4.3), so the request's protocol header is removed before `ws` sees it and the
+ * docs/protocols.md §4.3), so the request's protocol header is removed before `ws` sees it and the
  * answer's is added from the caller's choice. The WebSocket comes back paused: messages that
  * arrive with the handshake would otherwise be emitted on the next tick, before a caller resumed on
  * a later microtask has attached its listeners.

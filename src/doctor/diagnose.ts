@@ -1,5 +1,5 @@
 /**
- * What an upstream's answer to a streaming upgrade proves about the path (protocols.md §2, §5.1,
+ * What an upstream's answer to a streaming upgrade proves about the path (docs/protocols.md §2, §5.1,
  * §9, §10.2). Every answer is read the way kubectl would meet it, and named by what produced it:
  * the API server (a JSON Status), a kubelet or CRI streaming server (Go's plain-text errors, x/net's
  * empty 403), or something in between (anything else, often with a Server header).
@@ -114,7 +114,7 @@ export function readRefusal(
   };
 }
 
-/** Read a 101 to a SPDY upgrade: client-go needs both headers (protocols.md §2.1). */
+/** Read a 101 to a SPDY upgrade: client-go needs both headers (docs/protocols.md §2.1). */
 export function readSpdyUpgrade(
   headers: Record<string, string | string[] | undefined>,
   subresource: StreamSubresource,

@@ -1,7 +1,7 @@
 /**
  * `doctor --idle SECONDS`: hold a quiet session open on each path that passed, without any ping
  * from our side, and report whether the path let it live (load balancers and proxies cut quiet
- * connections after 60 s–5 min, protocols.md §7, §9). exec runs `sh -c 'sleep N'` and waits for
+ * connections after 60 s–5 min, docs/protocols.md §7, §9). exec runs `sh -c 'sleep N'` and waits for
  * its status; port-forward holds a session with no connections, then sends one SPDY PING to tell a
  * live session from one that was dropped without a word.
  */

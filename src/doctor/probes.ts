@@ -1,5 +1,5 @@
 /**
- * The doctor's probes: each sends what kubectl sends for one protocol (protocols.md §2.1, §2.2,
+ * The doctor's probes: each sends what kubectl sends for one protocol (docs/protocols.md §2.1, §2.2,
  * §4.3) through the upstream target — its TLS, proxy and credentials, as `serve` would use them —
  * and reads the answer with diagnose.ts. With a pod, a probe that gets its 101 also proves the
  * session: `true` runs and its status comes back, or a SPDY PING crosses a port-forward session.

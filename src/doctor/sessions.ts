@@ -1,6 +1,6 @@
 /**
  * The doctor's side of a streaming session once the upgrade is through: just enough of a client to
- * run a command and read its status (SPDY: protocols.md §3.2; WebSocket v5: §3.3.2), or to hold a
+ * run a command and read its status (SPDY: docs/protocols.md §3.2; WebSocket v5: §3.3.2), or to hold a
  * port-forward session and PING through it (§4.1, §4.3). Output is read and dropped. Nothing pings
  * on its own: a quiet session stays quiet, which is what --idle measures.
  */

@@ -1,5 +1,5 @@
 /**
- * Cluster generations the emulator can play (protocols.md §2.3, §5.1, §10.2). Each says what the
+ * Cluster generations the emulator can play (docs/protocols.md §2.3, §5.1, §10.2). Each says what the
  * path from kubectl to the CRI streaming server carries, and so what it refuses.
  */
 

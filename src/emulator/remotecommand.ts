@@ -1,7 +1,7 @@
 /**
  * exec and attach, independent of the wire: the transports (SPDY, WebSocket) hand over the streams
  * the client asked for as Node streams and get back the Status to write on the error stream or
- * channel (protocols.md §3.4). Output is piped with backpressure: a slow client pauses the process.
+ * channel (docs/protocols.md §3.4). Output is piped with backpressure: a slow client pauses the process.
  */
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';

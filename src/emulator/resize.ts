@@ -1,5 +1,5 @@
 /**
- * The resize stream/channel as the CRI server reads it (protocols.md §3.5): a streaming JSON
+ * The resize stream/channel as the CRI server reads it (docs/protocols.md §3.5): a streaming JSON
  * decoder over the concatenated bytes, objects `{"Width":…,"Height":…}` with keys matched
  * case-insensitively and values that must fit uint16. The first value that fails to decode stops
  * resize handling for the rest of the session; the stream is still drained.

@@ -9,7 +9,7 @@ import type { Logger } from '../observe/logger.js';
 
 export type Subresource = 'exec' | 'attach' | 'portforward';
 
-/** Which component of a real cluster would have served the session (protocols.md §5). */
+/** Which component of a real cluster would have served the session (docs/protocols.md §5). */
 export type ServedBy = 'cri' | 'translator' | 'tunnel';
 
 export interface SessionInfo {

@@ -1,5 +1,5 @@
 /**
- * exec/attach over SPDY, served the way the CRI streaming server serves it (protocols.md §3.2):
+ * exec/attach over SPDY, served the way the CRI streaming server serves it (docs/protocols.md §3.2):
  * accept every stream the client opens (empty SYN_REPLY), wait up to 30 s for as many known
  * streams as the query promises, run the command, write the status on the error stream (JSON for
  * v4, text on failure only before), then RST_STREAM CANCEL on every stream, GOAWAY, close.

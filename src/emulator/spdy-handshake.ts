@@ -1,5 +1,5 @@
 /**
- * The SPDY upgrade as the CRI streaming server answers it (protocols.md §2.1): apimachinery's
+ * The SPDY upgrade as the CRI streaming server answers it (docs/protocols.md §2.1): apimachinery's
  * `Handshake` on X-Stream-Protocol-Version (every line, comma-split; the first client protocol the
  * server supports wins), then the SPDY upgrader's header check, then the 101 that echoes the
  * negotiated protocol.

@@ -1,5 +1,5 @@
 /**
- * Port-forward over SPDY, served the way the CRI streaming server serves it (protocols.md §4.1):
+ * Port-forward over SPDY, served the way the CRI streaming server serves it (docs/protocols.md §4.1):
  * streams need a `port` (1–65535) and a `streamtype` of data or error, else they are reset; they
  * pair by `requestid` (old clients: by stream id); a pair must be complete within 30 s; then the
  * pod port is dialled and bytes copied both ways, with FIN on both streams when done. Failures are

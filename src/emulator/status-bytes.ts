@@ -1,5 +1,5 @@
 /**
- * What goes on the error stream/channel at the end of exec/attach (protocols.md §3.4): the JSON
+ * What goes on the error stream/channel at the end of exec/attach (docs/protocols.md §3.4): the JSON
  * Status for v4/v5, for older versions the Status message as plain text on failure and nothing on
  * success.
  */

@@ -1,5 +1,5 @@
 /**
- * What the apiserver checks before any streaming request goes anywhere (protocols.md §1.1): the pod
+ * What the apiserver checks before any streaming request goes anywhere (docs/protocols.md §1.1): the pod
  * exists (404), the container is valid (400), the options parse (400). Shared by plain requests
  * (which then get "Upgrade request required") and upgrades.
  */

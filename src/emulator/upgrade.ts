@@ -1,5 +1,5 @@
 /**
- * Streaming upgrades, routed as a cluster of the chosen generation routes them (protocols.md §5.1,
+ * Streaming upgrades, routed as a cluster of the chosen generation routes them (docs/protocols.md §5.1,
  * §10.2). After the apiserver's own checks (pod, container, options), a request reaches one of:
  * - the CRI streaming server (byte-relayed by apiserver and kubelet): SPDY, and the legacy
  *   WebSocket protocols;

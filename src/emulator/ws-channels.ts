@@ -1,5 +1,5 @@
 /**
- * Node stream views of single channels of a Kubernetes WebSocket (protocols.md §3.3): a writer that
+ * Node stream views of single channels of a Kubernetes WebSocket (docs/protocols.md §3.3): a writer that
  * sends each chunk as unfragmented channel messages and waits for the socket to drain, and a
  * reader fed by the session's message handler that pauses the WebSocket when it is full.
  */

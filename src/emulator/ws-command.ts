@@ -1,5 +1,5 @@
 /**
- * exec/attach over a Kubernetes WebSocket, served the way `wsstream.Conn` serves it (protocols.md
+ * exec/attach over a Kubernetes WebSocket, served the way `wsstream.Conn` serves it (docs/protocols.md
  * §3.3): the legacy protocols of the CRI server and v5 of the apiserver's StreamTranslator.
  * Right after the handshake an empty "established" message goes to the lowest requested writable
  * channel; at the end the status goes on channel 3 (v4/v5 JSON; older: text on failure only),

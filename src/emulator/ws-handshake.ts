@@ -1,5 +1,5 @@
 /**
- * WebSocket handshakes (protocols.md §2.2). The CRI server and the apiserver's StreamTranslator use
+ * WebSocket handshakes (docs/protocols.md §2.2). The CRI server and the apiserver's StreamTranslator use
  * golang.org/x/net/websocket, whose rules a client meets here too: GET only (405), version 13 only
  * (400 + `Sec-WebSocket-Version: 13`), a key (400), only the first `Sec-WebSocket-Protocol` line,
  * the first offered protocol the server allows (no protocol sent counts as `""`), and a bare 403

@@ -1,5 +1,5 @@
 /**
- * Legacy WebSocket port-forward, as the CRI server serves it (protocols.md §4.2): the i-th port of
+ * Legacy WebSocket port-forward, as the CRI server serves it (docs/protocols.md §4.2): the i-th port of
  * the query gets data channel 2i and error channel 2i+1; both first carry the port number (2 bytes,
  * little-endian); one connection per port, opened at once, no half-close; errors are text on the
  * error channel; the WebSocket closes (1000) once every pair is finished.

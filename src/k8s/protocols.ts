@@ -1,5 +1,5 @@
 /**
- * Protocol names and negotiation rules of Kubernetes streaming (protocols.md §2, §3, §4, §10.3).
+ * Protocol names and negotiation rules of Kubernetes streaming (docs/protocols.md §2, §3, §4, §10.3).
  * Shared by the emulator, the server's classifier and the bridges: one place for each fact.
  */
 

@@ -1,5 +1,5 @@
 /**
- * metav1.Status objects as the remotecommand error stream carries them (protocols.md §3.4),
+ * metav1.Status objects as the remotecommand error stream carries them (docs/protocols.md §3.4),
  * and their decoding the way kubectl (client-go errorDecoderV4) reads them.
  */
 

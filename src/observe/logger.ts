@@ -29,7 +29,7 @@ export interface LoggerOptions {
 }
 
 /**
- * The process logger: JSON lines on stdout (the contract in design.md), or
+ * The process logger: JSON lines on stdout (the contract in docs/design.md), or
  * pino-pretty when a person is watching a terminal.
  */
 export function createLogger(opts: LoggerOptions = {}): Logger {

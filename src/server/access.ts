@@ -8,7 +8,7 @@
  *   site can open a WebSocket to 127.0.0.1 with the right Host, but not with the right Origin
  *   (kubectl sends no Origin);
  * - with `--token-file`, a bearer token (Authorization header, or the WebSocket bearer subprotocol
- *   browsers use, protocols.md §1.3) compared in constant time — and then removed from the
+ *   browsers use, docs/protocols.md §1.3) compared in constant time — and then removed from the
  *   request, so that the listener's token never travels upstream;
  * - the path must match `--accept-paths` and no `--reject-paths` (kubectl proxy's flags, matched
  *   against the decoded path, so that percent-encoding cannot dodge a reject pattern). Unlike

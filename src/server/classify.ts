@@ -1,6 +1,6 @@
 /**
  * Request classification: which streaming subresource an upgrade is for, and which protocol the
- * client speaks (Upgrade header, subprotocols, X-Stream-Protocol-Version; protocols.md §1.1, §2).
+ * client speaks (Upgrade header, subprotocols, X-Stream-Protocol-Version; docs/protocols.md §1.1, §2).
  */
 import type { IncomingMessage } from 'node:http';
 import { HEADER_STREAM_PROTOCOL, headerHasToken, splitProtocolHeader } from '../k8s/protocols.js';

@@ -1,5 +1,5 @@
 /**
- * `kubeshim serve`: flags of the contract (design.md) → startServing; runs until SIGINT/SIGTERM,
+ * `kubeshim serve`: flags of the contract (docs/design.md) → startServing; runs until SIGINT/SIGTERM,
  * then stops gracefully (a second signal cuts the grace period short).
  */
 import { parseArgs } from 'node:util';

@@ -1,10 +1,10 @@
 /**
- * Streaming upgrades (exec, attach, port-forward): the translation table of design.md. For each
+ * Streaming upgrades (exec, attach, port-forward): the translation table of docs/design.md. For each
  * request it plans the upstream attempts — the client's own protocol relayed byte for byte, or the
  * other protocol translated — and runs them in order until one is accepted. Nothing reaches the
  * client before an attempt succeeded, so a client never sees a failed first try; if every attempt is
  * refused, the client gets the refusal of its own protocol verbatim (so kubectl falls back exactly
- * as it would without us, protocols.md §2.3).
+ * as it would without us, docs/protocols.md §2.3).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -165,7 +165,7 @@ export class StreamHandler {
     );
   }
 
-  /** The attempts for this request, in order (design.md's table and `auto`). */
+  /** The attempts for this request, in order (docs/design.md's table and `auto`). */
   private plan(ctx: Ctx): Attempt[] {
     const { sr } = ctx;
     const own: Attempt = { upstream: sr.client.kind, run: () => this.passThrough(ctx) };

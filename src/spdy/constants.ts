@@ -1,4 +1,4 @@
-/** SPDY/3 as Kubernetes speaks it (moby/spdystream framing, protocols.md §6.1). */
+/** SPDY/3 as Kubernetes speaks it (moby/spdystream framing, docs/protocols.md §6.1). */
 
 export const SPDY_VERSION = 3;
 

@@ -1,7 +1,7 @@
 /**
  * The SPDY/3 header compression dictionary (draft-mbelshe-httpbis-spdy-00 §2.6.10.1): a list of
  * length-prefixed words followed by a run of plain text. 1423 bytes, Adler-32 0xE3C6A7C2
- * (protocols.md §6.2). Built here from its definition; a unit test checks size and checksum.
+ * (docs/protocols.md §6.2). Built here from its definition; a unit test checks size and checksum.
  */
 
 // biome-ignore format: a compact table reads better than one word per line

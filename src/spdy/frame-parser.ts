@@ -1,5 +1,5 @@
 /**
- * Streaming SPDY/3 frame parser (protocols.md §6.1): bytes in, frame events out, input split at any
+ * Streaming SPDY/3 frame parser (docs/protocols.md §6.1): bytes in, frame events out, input split at any
  * byte. A small explicit state machine over a list of received chunks; DATA payloads are handed on
  * as slices of the received chunks as they arrive (never buffered, never copied); control frames
  * are collected only after their length was checked against the limit. A protocol error stops the

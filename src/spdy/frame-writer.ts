@@ -1,5 +1,5 @@
 /**
- * SPDY/3 frame serialization (protocols.md §6.1). A frame is a small header buffer plus the
+ * SPDY/3 frame serialization (docs/protocols.md §6.1). A frame is a small header buffer plus the
  * untouched payload; the session writes the two together (cork), so DATA payloads are never copied.
  * Only the frame types Kubernetes peers accept are produced: never HEADERS, SETTINGS or
  * WINDOW_UPDATE (§8.4).

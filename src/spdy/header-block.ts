@@ -1,5 +1,5 @@
 /**
- * SPDY/3 header blocks (protocols.md §6.2): a name/value block compressed with zlib and the
+ * SPDY/3 header blocks (docs/protocols.md §6.2): a name/value block compressed with zlib and the
  * SPDY/3 dictionary, one compression context per direction per session, never reset.
  *
  * Neither side keeps a zlib context alive between frames, so an idle session holds no zlib memory:

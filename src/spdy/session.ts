@@ -1,6 +1,6 @@
 /**
  * A SPDY/3 session over one socket, in the client or the server role, speaking what Kubernetes
- * peers speak (protocols.md §6): streams opened by SYN_STREAM and answered by SYN_REPLY, DATA with
+ * peers speak (docs/protocols.md §6): streams opened by SYN_STREAM and answered by SYN_REPLY, DATA with
  * FIN half-close, RST_STREAM, PING (echoed, and optionally sent periodically), GOAWAY. There is no
  * flow control: nothing ever waits for WINDOW_UPDATE (§6.4). Backpressure works as in the Go peers:
  * when any stream's reader falls behind, the whole socket pauses; writers wait for the socket's drain.

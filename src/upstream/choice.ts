@@ -1,5 +1,5 @@
 /**
- * `--upstream-protocol auto` memory (design.md "The translation table"): when the client's own
+ * `--upstream-protocol auto` memory (docs/design.md "The translation table"): when the client's own
  * protocol was refused upstream and the other one worked, remember that for a while, per upstream,
  * subresource and client protocol, so the next session skips the doomed first try.
  */

@@ -2,7 +2,7 @@
  * Dialing streaming upgrades to the upstream: a raw HTTP/1.1 upgrade (SPDY, or a WebSocket relayed
  * byte for byte), and a WebSocket client connection (for translation). An upstream that answers
  * with anything but 101 is a refusal, returned with its status, headers and (capped) body so the
- * client can be given exactly the answer it would have had without us (protocols.md §2.3, §8.2).
+ * client can be given exactly the answer it would have had without us (docs/protocols.md §2.3, §8.2).
  */
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';

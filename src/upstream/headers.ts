@@ -1,7 +1,7 @@
 /**
  * Which client headers travel upstream. The client's identity (Authorization, impersonation,
  * User-Agent) passes on, unless the shim injects its own credentials: then the client's
- * Authorization is dropped and the target's goes on instead (protocols.md §8.4).
+ * Authorization is dropped and the target's goes on instead (docs/protocols.md §8.4).
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 

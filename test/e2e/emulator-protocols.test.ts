@@ -1,6 +1,6 @@
 /**
  * The emulator on the wire, checked with our own clients where kubectl cannot reach: the plain
- * API and its Status errors, the exact handshake answers (protocols.md §2), every legacy
+ * API and its Status errors, the exact handshake answers (docs/protocols.md §2), every legacy
  * WebSocket protocol, v5 CLOSE, SPDY v1–v3 status text, resize, legacy and SPDY port-forward,
  * logs and watches that stream, pings, and processes killed when a client leaves.
  */

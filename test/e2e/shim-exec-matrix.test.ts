@@ -45,7 +45,7 @@ const CLIENTS: Client[] = [
   },
 ];
 
-/** What the cluster accepts for exec (design.md's table; src/emulator/generation.ts). */
+/** What the cluster accepts for exec (docs/design.md's table; src/emulator/generation.ts). */
 const ACCEPTS: Record<Generation, { spdy: boolean; websocketV5: boolean }> = {
   legacy: { spdy: true, websocketV5: false },
   spdy: { spdy: true, websocketV5: false },

@@ -38,7 +38,7 @@ interface Client {
   name: string;
   version: KubectlVersion;
   extraEnv: NodeJS.ProcessEnv;
-  /** What this kubectl tries first for port-forward (protocols.md §10.1). */
+  /** What this kubectl tries first for port-forward (docs/protocols.md §10.1). */
   speaks: Flavour;
 }
 

@@ -1,6 +1,6 @@
 /**
  * Legacy WebSocket port-forward clients (`ports=` in the query, channel pairs with the 2-byte port
- * preamble, protocols.md §4.2), written with `ws`, through the shim's translator to clusters that
+ * preamble, docs/protocols.md §4.2), written with `ws`, through the shim's translator to clusters that
  * cannot carry them: a SPDY-only path (the translator opens a data and an error stream per port with
  * our SPDY client role) and, with the shim told to use SPDY, a WebSocket-only path (the same SPDY
  * session inside the tunnel). What the client sees must be what the CRI itself would send. Against a

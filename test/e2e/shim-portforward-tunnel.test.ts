@@ -1,5 +1,5 @@
 /**
- * The tunnel translations on the wire (protocols.md §4.3, §8.3), with our own clients where kubectl
+ * The tunnel translations on the wire (docs/protocols.md §4.3, §8.3), with our own clients where kubectl
  * cannot show it: the 101 names `SPDY/3.1+<the upstream's protocol>`, the SPDY session inside runs end
  * to end (PINGs answered by the far side), a text message is a protocol error, refusals reach the
  * client verbatim, upstream ends become WebSocket closes and back, WebSocket pings go toward

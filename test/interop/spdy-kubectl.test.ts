@@ -1,6 +1,6 @@
 /**
  * Interop of our SPDY core with real kubectl (client-go + moby/spdystream): a small SPDY exec
- * server built on src/spdy answers kubectl the way a CRI streaming server does (protocols.md §2.1,
+ * server built on src/spdy answers kubectl the way a CRI streaming server does (docs/protocols.md §2.1,
  * §3.2, §3.7). Both directions of the wire are tapped with our own parser so that the tests can
  * say which frames kubectl sent and which we answered.
  *
@@ -155,7 +155,7 @@ async function startExecServer(): Promise<ExecServer> {
     const url = new URL(req.url ?? '/', 'http://x');
     log.push(`UPGRADE ${req.method} ${url.pathname} ${req.headers.upgrade}`);
     socket.on('error', () => {});
-    // protocols.md §2.1: the first client protocol the server supports wins
+    // docs/protocols.md §2.1: the first client protocol the server supports wins
     const offered = splitProtocolHeader(req.headers[HEADER_STREAM_PROTOCOL]);
     const protocol = negotiate(offered, SPDY_REMOTECOMMAND_SERVER);
     if (

@@ -1,6 +1,6 @@
 /**
  * Interop of our SPDY core with an independent JavaScript implementation: spdy-transport, the engine
- * of the npm `spdy` package (design.md "The SPDY core"). It is an HTTP-over-SPDY/3.1 engine with
+ * of the npm `spdy` package (docs/design.md "The SPDY core"). It is an HTTP-over-SPDY/3.1 engine with
  * flow control, so only part of what Kubernetes peers do can work with it.
  *
  * What works, and is tested below:
@@ -13,7 +13,7 @@
  *
  * What cannot work (measured here, asserted in the "limits" tests so a change shows):
  * - its sending stalls after exactly 65536 bytes per stream: it waits for WINDOW_UPDATE, which
- *   Kubernetes peers and we never send (protocols.md §6.4);
+ *   Kubernetes peers and we never send (docs/protocols.md §6.4);
  * - as a server it needs `:method` and `:path`: a Kubernetes-style SYN_STREAM (only `streamtype`)
  *   makes it fail the connection with "Missing `:method` and/or `:path` header" and never reply;
  * - as a client it needs `:status` in SYN_REPLY: our Kubernetes-style empty reply makes it reset the

@@ -1,7 +1,7 @@
 /**
  * Scripted upstreams for bridge tests: a SPDY exec server and a WebSocket exec server whose
  * behaviour after setup is a test's script (echo, a chosen status, a mid-stream drop …). They answer
- * the upgrade the way protocols.md §2 describes and nothing else; the emulator is the faithful one.
+ * the upgrade the way docs/protocols.md §2 describes and nothing else; the emulator is the faithful one.
  */
 import http, { type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';

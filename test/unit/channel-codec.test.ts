@@ -1,5 +1,5 @@
 /**
- * Kubernetes WebSocket channel framing (protocols.md §3.3, §3.3.2, §4.2): binary and base64
+ * Kubernetes WebSocket channel framing (docs/protocols.md §3.3, §3.3.2, §4.2): binary and base64
  * messages, the v5 CLOSE message, the legacy port-forward preamble.
  */
 import assert from 'node:assert/strict';

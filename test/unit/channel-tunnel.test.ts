@@ -1,5 +1,5 @@
 /**
- * TunnelStream (protocols.md §4.3): the byte-stream view of a WebSocket, over a real ws
+ * TunnelStream (docs/protocols.md §4.3): the byte-stream view of a WebSocket, over a real ws
  * server/client pair on 127.0.0.1.
  */
 import assert from 'node:assert/strict';

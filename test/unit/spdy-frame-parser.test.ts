@@ -1,5 +1,5 @@
 /**
- * The streaming SPDY/3 frame parser (protocols.md §6.1): the §6.2 byte sequences, every frame type
+ * The streaming SPDY/3 frame parser (docs/protocols.md §6.1): the §6.2 byte sequences, every frame type
  * split at every byte position, limits, and malformed input reported through onError (never thrown).
  */
 import assert from 'node:assert/strict';

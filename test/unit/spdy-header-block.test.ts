@@ -1,5 +1,5 @@
 /**
- * SPDY/3 header blocks (protocols.md §6.2): the dictionary, the verified spdystream bytes, and our
+ * SPDY/3 header blocks (docs/protocols.md §6.2): the dictionary, the verified spdystream bytes, and our
  * compressor/decompressor against Node's streaming zlib with the dictionary, across many frames.
  */
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * SpdySession over real loopback sockets (protocols.md §3.2, §6.3–§6.8): streams, replies, echo,
+ * SpdySession over real loopback sockets (docs/protocols.md §3.2, §6.3–§6.8): streams, replies, echo,
  * half-close both ways, resets, pings, ping timeout, GOAWAY, protocol errors, backpressure.
  * Sockets allow half-open on both ends, as http.Server's upgraded sockets do.
  */
