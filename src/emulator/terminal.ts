@@ -32,8 +32,8 @@ export interface TerminalModule {
 }
 
 const HOW_TO =
-  'run `npm install node-pty` where kubeshim is installed (it compiles: python3, make and a C++ compiler), ' +
-  'or exec without -t';
+  'run `npm install node-pty` where kubeshim is installed, or `npm rebuild node-pty` if npm skipped its build ' +
+  '(it compiles: python3, make and a C++ compiler), or exec without -t';
 
 /** Thrown instead of a terminal when node-pty is not there or does not load. */
 export class TerminalsUnavailableError extends Error {
