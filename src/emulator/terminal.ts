@@ -48,12 +48,10 @@ export class TerminalsUnavailableError extends Error {
   }
 }
 
-type Load = (id: string) => unknown;
-
-/** node-pty through `load`, or the reason it cannot be had. */
-export function probeTerminals(load: Load): TerminalModule | TerminalsUnavailableError {
+/** node-pty as `load` returns it, or the reason it cannot be had. */
+export function probeTerminals(load: () => unknown): TerminalModule | TerminalsUnavailableError {
   try {
-    return load('node-pty') as TerminalModule;
+    return load() as TerminalModule;
   } catch (err) {
     return new TerminalsUnavailableError(err);
   }
@@ -63,7 +61,8 @@ let loaded: TerminalModule | TerminalsUnavailableError | undefined;
 
 /** node-pty, loaded on first use (once per process), or a TerminalsUnavailableError thrown. */
 export function loadTerminals(): TerminalModule {
-  loaded ??= probeTerminals(createRequire(import.meta.url));
+  // (in a single executable there is no module to load: that is an error like any other here)
+  loaded ??= probeTerminals(() => createRequire(import.meta.url)('node-pty'));
   if (loaded instanceof TerminalsUnavailableError) throw loaded;
   return loaded;
 }

@@ -22,6 +22,7 @@ const PKG = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
   version: string;
   dependencies: Record<string, string>;
   files: string[];
+  bin: Record<string, string>;
 };
 
 let work: string;
@@ -94,6 +95,13 @@ test('the tarball holds the built program, README, LICENSE, examples and certs, 
     'no sources, tests or modules',
   );
   assert.match(readFileSync(join(installed(), 'dist/cli.js'), 'utf8'), /^#!\/usr\/bin\/env node\n/);
+  // the image runs the package's contents unpacked in /opt/kubeshim
+  const entry = /^ENTRYPOINT \["node", "\/opt\/kubeshim\/(.+)"\]$/m.exec(
+    readFileSync(join(REPO, 'Dockerfile'), 'utf8'),
+  );
+  assert.ok(entry, 'the Dockerfile ENTRYPOINT runs a file of the package');
+  assert.ok(files.includes(`package/${entry[1]}`), `${entry[1]} is in the tarball`);
+  for (const bin of Object.values(PKG.bin)) assert.ok(files.includes(`package/${bin}`), bin);
 });
 
 // (npm puts node-pty's files there even with --omit=optional on a global install, unbuilt: the

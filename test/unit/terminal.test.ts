@@ -31,7 +31,7 @@ test('terminals: a node-pty that does not load says why, in one line', () => {
 });
 
 test('terminals: an installed node-pty is loaded and spawns', async () => {
-  const got = probeTerminals(createRequire(import.meta.url));
+  const got = probeTerminals(() => createRequire(import.meta.url)('node-pty'));
   assert.ok(!(got instanceof TerminalsUnavailableError), String(got));
   const term = got.spawn('sh', ['-c', 'echo pty-ok'], {
     name: 'xterm',
