@@ -67,10 +67,15 @@ test('systemd unit: systemd-analyze verify is clean, the hardening is there, the
 });
 
 test('krew manifest: the plugin is `shim`, its bin is the package’s kubectl-shim', () => {
-  const text = read('examples/krew/shim.yaml')
-    .replaceAll('${VERSION}', '0.1.0')
-    .replaceAll('${URL}', 'https://example.com/kubeshim-linux-x64.tar.gz')
-    .replaceAll('${SHA256}', 'ab'.repeat(32));
+  const values: Record<string, string> = {
+    VERSION: '0.1.0',
+    URL: 'https://example.com/kubeshim-linux-x64.tar.gz',
+    SHA256: 'ab'.repeat(32),
+  };
+  const text = read('examples/krew/shim.yaml').replace(/\$\{(\w+)\}/g, (_, name: string) => {
+    assert.ok(name in values, `unknown placeholder ${name}`);
+    return values[name]!;
+  });
   // biome-ignore lint/suspicious/noExplicitAny: a manifest navigated by the assertions
   const m = yaml.load(text) as any;
   assert.equal(m.kind, 'Plugin');
