@@ -12,7 +12,8 @@ const DROPPED = new Set(isSea() ? ['DEP0060', 'DEP0169'] : ['DEP0060']);
 function codeOf(warning: string | Error, rest: unknown[]): unknown {
   if (warning instanceof Error && 'code' in warning) return warning.code;
   const [typeOrOptions, code] = rest;
-  if (typeOrOptions !== null && typeof typeOrOptions === 'object') return (typeOrOptions as { code?: unknown }).code;
+  if (typeOrOptions !== null && typeof typeOrOptions === 'object')
+    return (typeOrOptions as { code?: unknown }).code;
   return code;
 }
 
