@@ -20,6 +20,12 @@ run_on() {
   rm -rf "$bin"
   return $rc
 }
-run_on 22 test/unit
-run_on 24 "${slice[@]}"
-run_on 26 "${slice[@]}"
+# every version runs even when one fails; the run fails at the end, naming them
+failed=()
+run_on 22 test/unit || failed+=(22)
+run_on 24 "${slice[@]}" || failed+=(24)
+run_on 26 "${slice[@]}" || failed+=(26)
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "test-other-nodes: failures on Node ${failed[*]}" >&2
+  exit 1
+fi
