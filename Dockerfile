@@ -1,5 +1,7 @@
-# kubeshim container image: built in one stage, run from another that holds only dist/ and the
-# production dependencies; Node 26 (the current LTS); runs as the unprivileged `node` user.
+# kubeshim container image: the npm package built in one stage (npm pack), run from another that
+# holds only the package's contents and its runtime dependencies; Node 26; no compiler in either
+# stage (the demo's terminals, node-pty, are an optional dependency the image leaves out); runs as
+# the unprivileged `node` user.
 #
 #   docker build -t kubeshim .
 #   docker run --rm -p 8001:8001 \
@@ -14,18 +16,21 @@
 # command line replaces it: `docker run … kubeshim doctor --pod demo`, `… kubeshim serve --help`.
 
 FROM node:26-slim AS build
-# node-pty (the demo's pseudo-terminals) compiles from source
-RUN apt-get update \
-  && apt-get install -y --no-install-recommends python3 make g++ \
-  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+# without optional dependencies: nothing compiles
+RUN npm ci --omit=optional --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json README.md LICENSE ./
 COPY src ./src
-RUN npm run build
-# the same dependencies without the development ones, compiled modules included
-RUN npm ci --omit=dev --no-audit --no-fund
+COPY certs ./certs
+COPY examples ./examples
+# prepack builds dist/; the tarball is what `npm install -g` users get. The image holds its contents
+# with the runtime dependencies the lockfile pins, and nothing else.
+RUN npm pack --silent \
+  && mkdir /app/image && tar -xzf kubeshim-*.tgz -C /app/image --strip-components=1 \
+  && cp package-lock.json /app/image/ \
+  && cd /app/image && npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund \
+  && test ! -e node_modules/node-pty && rm package-lock.json
 
 FROM node:26-slim
 ENV NODE_ENV=production
@@ -33,15 +38,14 @@ ENV NODE_ENV=production
 # buffer then faults it in again: up to 3x the CPU per GiB on port-forward (README, "Performance").
 # Keeping 64 MiB of free heap is what a streaming proxy wants.
 ENV MALLOC_TRIM_THRESHOLD_=67108864
-WORKDIR /app
-COPY --from=build /app/package.json ./
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
+# (bufferutil loads its prebuilt binary without its install script)
+COPY --from=build /app/image /opt/kubeshim
 USER node
+WORKDIR /home/node
 EXPOSE 8001
 # /healthz is answered before any client authentication; set this to http://… for a plain listener
 ENV KUBESHIM_HEALTHZ=https://127.0.0.1:8001/healthz
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "const u=new URL(process.env.KUBESHIM_HEALTHZ);require(u.protocol.slice(0,-1)).get(u,{rejectUnauthorized:false},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"]
-ENTRYPOINT ["node", "dist/cli.js"]
+ENTRYPOINT ["node", "/opt/kubeshim/dist/cli.js"]
 CMD ["serve", "--listen", "0.0.0.0:8001", "--tls-cert", "/etc/kubeshim/tls/tls.crt", "--tls-key", "/etc/kubeshim/tls/tls.key", "--token-file", "/etc/kubeshim/auth/token"]

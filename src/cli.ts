@@ -3,20 +3,25 @@
  * kubeshim command line (docs/design.md, "Command-line contract"). Parses the command and its flags and
  * hands over to the module that does the work; nothing else lives here.
  */
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
+
+// Installed as `kubectl-shim` too, which kubectl runs as `kubectl shim`: the usage names the command
+// the way it was typed.
+const NAME = basename(process.argv[1] ?? '').startsWith('kubectl-shim') ? 'kubectl shim' : 'kubeshim';
 
 const USAGE = `kubeshim — WebSocket ⇄ SPDY translating proxy for kubectl exec, attach, cp and port-forward
 
 Usage:
-  kubeshim serve       [--listen HOST:PORT] [--upstream URL] [--kubeconfig PATH] [--context NAME]
+  ${NAME} serve       [--listen HOST:PORT] [--upstream URL] [--kubeconfig PATH] [--context NAME]
                        [--upstream-protocol auto|spdy|websocket] [--tls-cert FILE --tls-key FILE]
                        [--log-level LEVEL]
-  kubeshim demo        the embedded demo: an emulated cluster with the shim in front of it
-  kubeshim kubeconfig  print a kubeconfig whose server is the shim
-  kubeshim doctor      probe the path to the upstream and say which protocols pass
-  kubeshim version     print the version (also --version)
+  ${NAME} demo        the embedded demo: an emulated cluster with the shim in front of it
+  ${NAME} kubeconfig  print a kubeconfig whose server is the shim
+  ${NAME} doctor      probe the path to the upstream and say which protocols pass
+  ${NAME} version     print the version (also --version)
 
-Run 'kubeshim <command> --help' for the flags of a command.
+Run '${NAME} <command> --help' for the flags of a command.
 `;
 
 type Handler = (argv: string[]) => Promise<number>;

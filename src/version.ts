@@ -1,7 +1,13 @@
-/** The version printed by `kubeshim --version`: package.json's, read beside src/ or dist/. */
+/**
+ * The version printed by `kubeshim --version`: package.json's, read beside src/ or dist/. A single
+ * executable has no package.json beside it: its bundler defines KUBESHIM_VERSION instead.
+ */
 import { readFileSync } from 'node:fs';
 
+declare const KUBESHIM_VERSION: string | undefined;
+
 export function kubeshimVersion(): string {
+  if (typeof KUBESHIM_VERSION === 'string') return KUBESHIM_VERSION;
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
     version: string;
   };

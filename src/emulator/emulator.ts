@@ -95,7 +95,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const pods: Pod[] = [];
   try {
     for (const def of options.pods ?? [DEMO_POD]) {
-      pods.push(await Pod.start(def, { baseDir, logIntervalMs: options.logIntervalMs ?? 1000 }));
+      pods.push(await Pod.start(def, { baseDir, logIntervalMs: options.logIntervalMs ?? 1000, logger: log }));
     }
   } catch (err) {
     await Promise.all(pods.map((p) => p.stop()));

@@ -7,11 +7,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Status } from '../k8s/status.js';
+import type { Logger } from '../observe/logger.js';
 import { badRequest } from './api-errors.js';
 import { Container, MAIN_COMMAND } from './container.js';
 import { PodLog } from './pod-log.js';
 import { type PodPortSpec, type PortServer, startPortServer } from './pod-ports.js';
 import { type PodProcess, spawnProcess } from './process.js';
+import { TerminalsUnavailableError } from './terminal.js';
 
 export interface PodDefinition {
   name: string;
@@ -44,6 +46,8 @@ export interface PodOptions {
   baseDir: string;
   /** Heartbeat line interval of the pod log. */
   logIntervalMs: number;
+  /** Where a refused terminal is told. */
+  logger: Logger;
 }
 
 export class Pod {
@@ -65,6 +69,7 @@ export class Pod {
     ports: PodPortSpec[],
     private readonly servers: Map<number, PortServer>,
     logIntervalMs: number,
+    private readonly logger: Logger,
   ) {
     this.namespace = namespace;
     this.ports = ports;
@@ -82,7 +87,7 @@ export class Pod {
       if (p.serve !== 'none') servers.set(p.containerPort, await startPortServer(p.serve, def.name));
     }
     const containers = def.containers ?? [def.name];
-    return new Pod(def.name, namespace, dir, containers, ports, servers, opts.logIntervalMs);
+    return new Pod(def.name, namespace, dir, containers, ports, servers, opts.logIntervalMs, opts.logger);
   }
 
   /** The local port standing for a pod port, if something listens there. */
@@ -105,17 +110,25 @@ export class Pod {
 
   /** Run argv in the pod's directory; the process is killed when the pod stops. */
   spawn(argv: readonly string[], tty?: { cols: number; rows: number }): PodProcess {
-    const proc = spawnProcess({
-      argv,
-      cwd: this.dir,
-      env: {
-        PATH: process.env.PATH,
-        HOME: this.dir,
-        HOSTNAME: this.name,
-        LANG: 'C.UTF-8',
-      },
-      tty,
-    });
+    let proc: PodProcess;
+    try {
+      proc = spawnProcess({
+        argv,
+        cwd: this.dir,
+        env: {
+          PATH: process.env.PATH,
+          HOME: this.dir,
+          HOSTNAME: this.name,
+          LANG: 'C.UTF-8',
+        },
+        tty,
+      });
+    } catch (err) {
+      // the client reads the message in its Failure status; whoever runs the emulator reads it here
+      if (err instanceof TerminalsUnavailableError)
+        this.logger.warn({ pod: this.name, command: argv }, err.message);
+      throw err;
+    }
     this.processes.add(proc);
     const forget = () => this.processes.delete(proc);
     proc.exited.then(forget, forget);

@@ -2,12 +2,13 @@
  * The real local processes behind a pod: argv run through `sh` (so a missing program is sh's exit
  * 127 and its message on stderr, as close to a container runtime's answer as a shell gets), in the
  * pod's working directory, in a process group of its own so that everything it started can be
- * killed. With a terminal the process gets a pseudo-terminal (node-pty); otherwise three pipes.
+ * killed. With a terminal the process gets a pseudo-terminal (node-pty, optional: see terminal.ts);
+ * otherwise three pipes.
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { Readable, Writable } from 'node:stream';
-import pty from 'node-pty';
+import { loadTerminals } from './terminal.js';
 
 export interface PodProcess {
   readonly pid: number;
@@ -27,7 +28,7 @@ export interface SpawnOptions {
   argv: readonly string[];
   cwd: string;
   env: NodeJS.ProcessEnv;
-  /** Allocate a terminal of this size. */
+  /** Allocate a terminal of this size (throws TerminalsUnavailableError without node-pty). */
   tty?: { cols: number; rows: number };
 }
 
@@ -82,7 +83,7 @@ function spawnPipes(opts: SpawnOptions): PodProcess {
 }
 
 function spawnPty(opts: SpawnOptions, size: { cols: number; rows: number }): PodProcess {
-  const term = pty.spawn('sh', shellArgs(opts.argv), {
+  const term = loadTerminals().spawn('sh', shellArgs(opts.argv), {
     name: 'xterm',
     cols: size.cols,
     rows: size.rows,

@@ -57,9 +57,17 @@ export interface ServeProcess extends Running {
   lines(): Record<string, unknown>[];
 }
 
-/** `kubeshim serve --listen 127.0.0.1:0 <args>` as a real process, once it wrote its `listening` line. */
-export async function startServe(args: string[], env: NodeJS.ProcessEnv): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [...NODE_ARGS, 'serve', '--listen', '127.0.0.1:0', ...args], {
+/**
+ * `kubeshim serve --listen 127.0.0.1:0 <args>` as a real process, once it wrote its `listening` line.
+ * `command` runs something else than src/ through tsx: an installed `kubeshim`, `kubectl shim`, …
+ */
+export async function startServe(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  command: readonly string[] = [process.execPath, ...NODE_ARGS],
+): Promise<ServeProcess> {
+  const [file, ...pre] = command as [string, ...string[]];
+  const child = spawn(file, [...pre, 'serve', '--listen', '127.0.0.1:0', ...args], {
     env,
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
