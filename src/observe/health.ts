@@ -11,6 +11,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { UpstreamTarget } from '../upstream/target.js';
+import { upstreamUrl } from '../upstream/upstream-url.js';
 import type { Logger } from './logger.js';
 
 export type HealthTarget = Pick<
@@ -142,7 +143,7 @@ function get(
   headers: Record<string, string>,
   timeoutMs: number,
 ): Promise<{ status: number; body: string }> {
-  const url = new URL(target.url.pathname.replace(/\/+$/, '') + path, target.url);
+  const url = upstreamUrl(target.url, path);
   const request = url.protocol === 'https:' ? https.request : http.request;
   return new Promise((resolve, reject) => {
     const req = request(

@@ -10,9 +10,10 @@
  * - with `--token-file`, a bearer token (Authorization header, or the WebSocket bearer subprotocol
  *   browsers use, protocols.md §1.3) compared in constant time — and then removed from the
  *   request, so that the listener's token never travels upstream;
- * - the path must match `--accept-paths` and no `--reject-paths` (kubectl proxy's flags, matched
- *   against the decoded path, so that percent-encoding cannot dodge a reject pattern). Unlike
- *   kubectl proxy, nothing is rejected by default: carrying exec and attach is what the shim is for.
+ * - the path must match `--accept-paths` and no `--reject-paths` (kubectl proxy's flags), matched
+ *   against the canonical path (request-target.ts) — the very path that is forwarded, so neither
+ *   percent-encoding, dot segments nor repeated slashes can dodge a reject pattern. Unlike kubectl
+ *   proxy, nothing is rejected by default: carrying exec and attach is what the shim is for.
  * Refusals are Kubernetes Status answers (403, or 401 for a missing/wrong token), logged once each
  * without any header values.
  */
@@ -39,8 +40,8 @@ export interface AccessOptions {
 }
 
 export interface Denial {
-  status: 401 | 403;
-  reason: 'Unauthorized' | 'Forbidden';
+  status: 400 | 401 | 403;
+  reason: 'BadRequest' | 'Unauthorized' | 'Forbidden';
   message: string;
 }
 
@@ -87,15 +88,6 @@ function originHost(origin: string): string | undefined {
   }
 }
 
-/** The request path, dot segments resolved and percent-decoding applied; undefined if malformed. */
-export function decodedPath(url: string | undefined): string | undefined {
-  try {
-    return decodeURIComponent(new URL(url ?? '/', 'http://shim').pathname);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Compare without leaking where or how long the values differ. */
 function sameSecret(a: string, b: string): boolean {
   const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -106,10 +98,10 @@ export class AccessControl {
   constructor(private readonly opts: AccessOptions) {}
 
   /**
-   * Check a request. On success the listener token (if any) has been taken out of it; on failure
+   * Check a request, given its canonical path (request-target.ts). On success the listener token (if any) has been taken out of it; on failure
    * the answer to give.
    */
-  check(req: IncomingMessage): Denial | undefined {
+  check(req: IncomingMessage, path: string): Denial | undefined {
     const { acceptHosts, acceptPaths, rejectPaths } = this.opts;
     const host = hostOf(req.headers.host);
     if (host === undefined || !acceptHosts.some((p) => p.test(host))) {
@@ -128,8 +120,6 @@ export class AccessControl {
         message: 'kubeshim: a valid bearer token is required',
       };
     }
-    const path = decodedPath(req.url);
-    if (path === undefined) return forbidden('kubeshim: malformed request path');
     if (!acceptPaths.some((p) => p.test(path)) || rejectPaths.some((p) => p.test(path)))
       return forbidden(`kubeshim does not serve the path ${JSON.stringify(path)}`);
     return undefined;

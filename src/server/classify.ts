@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { HEADER_STREAM_PROTOCOL, headerHasToken, splitProtocolHeader } from '../k8s/protocols.js';
+import type { RequestTarget } from './request-target.js';
 
 export type Subresource = 'exec' | 'attach' | 'portforward';
 
@@ -16,8 +17,8 @@ export interface StreamRequest {
   subresource: Subresource;
   namespace: string;
   pod: string;
-  /** Path and query as the client sent them. */
-  pathAndQuery: string;
+  /** The request's canonical target (request-target.ts). */
+  target: RequestTarget;
   query: URLSearchParams;
   client: ClientProtocol;
 }
@@ -36,11 +37,8 @@ export function isSpdyUpgrade(req: IncomingMessage): boolean {
 }
 
 /** A streaming request we translate, or undefined for any other upgrade (relayed as it is). */
-export function classifyUpgrade(req: IncomingMessage): StreamRequest | undefined {
-  const pathAndQuery = req.url ?? '/';
-  const q = pathAndQuery.indexOf('?');
-  const path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
-  const m = STREAM_PATH.exec(path);
+export function classifyUpgrade(req: IncomingMessage, target: RequestTarget): StreamRequest | undefined {
+  const m = STREAM_PATH.exec(target.path);
   if (!m) return undefined;
   let client: ClientProtocol;
   if (isWebSocketUpgrade(req)) {
@@ -61,8 +59,8 @@ export function classifyUpgrade(req: IncomingMessage): StreamRequest | undefined
     subresource: m[3] as Subresource,
     namespace,
     pod,
-    pathAndQuery,
-    query: new URLSearchParams(q < 0 ? '' : pathAndQuery.slice(q + 1)),
+    target,
+    query: new URLSearchParams(target.query),
     client,
   };
 }

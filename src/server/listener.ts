@@ -21,12 +21,12 @@ import {
   DEFAULT_ACCEPT_PATHS,
   DEFAULT_REJECT_PATHS,
   type Denial,
-  decodedPath,
   parsePatterns,
 } from './access.js';
 import { classifyUpgrade } from './classify.js';
 import { DEFAULT_LIMITS, SessionGate, watchIdleSessions } from './limits.js';
 import { createPlainProxy } from './plain-proxy.js';
+import { parseRequestTarget, requestTarget, setRequestTarget } from './request-target.js';
 import {
   replyRefusal,
   StreamHandler,
@@ -76,6 +76,8 @@ export interface Shim {
   server: http.Server;
   /** Streaming sessions in flight. */
   sessions: ActiveSessions;
+  /** Places of --max-sessions taken now (sessions in flight plus handshakes in progress). */
+  placesTaken(): number;
   /** Refuse new sessions from now on (503), the first step of a graceful stop (shutdown.ts). */
   stopAccepting(): void;
   /** Stop at once: the listener and its connections (sessions are ended by their sockets closing). */
@@ -114,17 +116,39 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
   const probes = opts.probes ?? [];
   const endpoints = opts.endpoints ?? [];
 
-  const denied = (req: IncomingMessage, d: Denial) =>
+  const denied = (req: IncomingMessage, d: Denial, path: string | undefined) =>
     log.warn(
-      { remote: req.socket.remoteAddress, method: req.method, path: decodedPath(req.url), status: d.status },
+      { remote: req.socket.remoteAddress, method: req.method, path, status: d.status },
       `request denied: ${d.message}`,
     );
 
+  /** Parse the request's target once (a 400 for anything but a plain path, before any check or dial). */
+  const canonicalise = (req: IncomingMessage): Denial | undefined => {
+    const parsed = parseRequestTarget(req.url);
+    if (parsed.ok) {
+      setRequestTarget(req, parsed.target);
+      return undefined;
+    }
+    const d: Denial = { status: 400, reason: 'BadRequest', message: `kubeshim: ${parsed.reason}` };
+    denied(req, d, undefined);
+    return d;
+  };
+
+  /** Who may use the shim. */
+  const admit = (req: IncomingMessage): Denial | undefined => {
+    const { path } = requestTarget(req);
+    const d = access.check(req, path);
+    if (d) denied(req, d, path);
+    return d;
+  };
+
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    for (const probe of probes) if (probe(req, res)) return;
-    const denial = access.check(req);
+    let denial = canonicalise(req);
+    if (!denial) {
+      for (const probe of probes) if (probe(req, res)) return;
+      denial = admit(req);
+    }
     if (denial) {
-      denied(req, denial);
       const body = encodeStatus(apiStatus(denial.status, denial.reason, denial.message));
       res.writeHead(denial.status, { 'content-type': 'application/json', 'content-length': body.length });
       res.end(body);
@@ -135,9 +159,8 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
   };
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const denial = access.check(req);
+    const denial = canonicalise(req) ?? admit(req);
     if (denial) {
-      denied(req, denial);
       replyRefusal(socket, syntheticRefusal(denial.status, denial.message, denial.reason));
       return;
     }
@@ -152,7 +175,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
       replyRefusal(socket, syntheticRefusal(503, `kubeshim is at its limit of ${gate.limit} sessions`));
       return;
     }
-    const sr = classifyUpgrade(req);
+    const sr = classifyUpgrade(req, requestTarget(req));
     const work = sr ? streams.handle(req, socket, head, sr) : streams.relayOther(req, socket, head);
     work
       .catch((err: Error) => {
@@ -223,6 +246,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     url,
     server,
     sessions,
+    placesTaken: () => gate.taken,
     stopAccepting: () => {
       accepting = false;
     },

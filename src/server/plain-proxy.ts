@@ -9,21 +9,28 @@ import type { Agent as HttpsAgent } from 'node:https';
 import httpProxy from 'http-proxy';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
+import { upstreamUrl } from '../upstream/upstream-url.js';
+import { requestTarget } from './request-target.js';
 import type { StreamTarget } from './stream-handler.js';
 
 export type PlainHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 export function createPlainProxy(target: StreamTarget, log: Logger, responseTimeoutMs: number): PlainHandler {
   const agentOptions = (target.agent as HttpsAgent).options ?? {};
+  // http-proxy only ever connects to the upstream's origin; the path it would build from req.url is
+  // replaced with the one URL builder's (proxyReq below)
   const proxy = httpProxy.createProxyServer({
-    target: target.url.href,
+    target: target.url.origin,
+    ignorePath: true,
     agent: target.agent,
     changeOrigin: true,
     xfwd: true,
     // http-proxy sets rejectUnauthorized on every request; keep the target's own choice
     secure: agentOptions.rejectUnauthorized !== false,
   });
-  proxy.on('proxyReq', (proxyReq) => {
+  proxy.on('proxyReq', (proxyReq, req) => {
+    const url = upstreamUrl(target.url, requestTarget(req));
+    proxyReq.path = url.pathname + url.search;
     const timer = setTimeout(() => {
       proxyReq.destroy(new Error(`no answer within ${responseTimeoutMs} ms`));
     }, responseTimeoutMs);
@@ -34,7 +41,10 @@ export function createPlainProxy(target: StreamTarget, log: Logger, responseTime
     if (upstreamRes.statusCode === 401 && target.injectsCredentials) target.invalidateCredentials?.();
   });
   proxy.on('error', (err, req, res) => {
-    log.warn({ err: err.message, method: req.method, url: req.url }, 'upstream request failed');
+    log.warn(
+      { err: err.message, method: req.method, path: requestTarget(req).path },
+      'upstream request failed',
+    );
     const r = res as ServerResponse;
     if (typeof r.writeHead !== 'function') return;
     if (r.headersSent) {
