@@ -7,7 +7,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DEFAULT_KEEPALIVE, type KeepaliveOptions } from '../bridge/keepalive.js';
 import { ActiveSessions } from '../bridge/session-record.js';
@@ -223,12 +223,49 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
       return;
     }
     const body = encodeStatus(apiStatus(status, reason, `malformed request: ${err.message}`));
+    // the answer, then the connection is destroyed, whether or not the client reads it: ending
+    // alone waits on the client, and a client that never reads would keep the descriptor
+    const bound = setTimeout(() => socket.destroy(), handshakeTimeoutMs);
+    bound.unref();
     socket.end(
       `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      () => {
+        clearTimeout(bound);
+        socket.destroy();
+      },
     );
   });
-  server.on('tlsClientError', (err: Error) => log.info({ err: err.message }, 'TLS handshake failed'));
-
+  server.on('tlsClientError', (err: Error, socket: Duplex) => {
+    log.info({ err: err.message }, 'TLS handshake failed');
+    socket.destroy();
+  });
+  // A connection must bring its first request head within the handshake timeout. Node bounds a
+  // head once its first byte came (headersTimeout, answered 408 above) but not a connection that
+  // stays silent, before or after TLS: those are destroyed here.
+  // Keyed by the peer's address and port, the same for the raw socket and the TLS one on top of it.
+  const awaitingHead = new Map<string, NodeJS.Timeout>();
+  const peer = (socket: Socket) => `${socket.remoteAddress}:${socket.remotePort}`;
+  server.on('connection', (socket: Socket) => {
+    const key = peer(socket);
+    const timer = setTimeout(() => {
+      awaitingHead.delete(key);
+      // a plain head under way is the parser's to time out (408); a silent connection is ours
+      if (opts.tls || socket.bytesRead === 0) socket.destroy();
+    }, handshakeTimeoutMs);
+    timer.unref();
+    awaitingHead.set(key, timer);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      if (awaitingHead.get(key) === timer) awaitingHead.delete(key);
+    });
+  });
+  const headArrived = (req: IncomingMessage) => {
+    const key = peer(req.socket);
+    clearTimeout(awaitingHead.get(key));
+    awaitingHead.delete(key);
+  };
+  server.prependListener('request', headArrived);
+  server.prependListener('upgrade', headArrived);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {

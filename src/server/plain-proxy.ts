@@ -9,6 +9,8 @@ import type { Agent as HttpsAgent } from 'node:https';
 import httpProxy from 'http-proxy';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
+import { CREDENTIALS_UNAVAILABLE } from '../upstream/credentials.js';
+import { dropClientIdentity } from '../upstream/headers.js';
 import { upstreamUrl } from '../upstream/upstream-url.js';
 import { requestTarget } from './request-target.js';
 import type { StreamTarget } from './stream-handler.js';
@@ -64,14 +66,14 @@ export function createPlainProxy(target: StreamTarget, log: Logger, responseTime
   return (req, res) => {
     target.authHeaders().then(
       (auth) => {
-        if (target.injectsCredentials) delete req.headers.authorization;
-        proxy.web(req, res, { headers: auth });
+        if (target.injectsCredentials) dropClientIdentity(req.headers);
+        // http-proxy's types say string values; it hands them to http.request, which repeats arrays
+        proxy.web(req, res, { headers: auth as Record<string, string> });
       },
       (err: Error) => {
         log.warn({ err: err.message }, 'could not get upstream credentials');
-        const body = encodeStatus(
-          apiStatus(502, 'ServiceUnavailable', `kubeshim could not get credentials: ${err.message}`),
-        );
+        // what failed, never what a plugin printed: that stays in the shim's log
+        const body = encodeStatus(apiStatus(502, 'ServiceUnavailable', CREDENTIALS_UNAVAILABLE));
         res.writeHead(502, { 'content-type': 'application/json', 'content-length': body.length });
         res.end(body);
       },

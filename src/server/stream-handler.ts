@@ -40,6 +40,7 @@ import {
 import type { Logger } from '../observe/logger.js';
 import { SpdySession } from '../spdy/session.js';
 import { ProtocolChoices, type UpstreamProtocol } from '../upstream/choice.js';
+import { type AuthHeaders, CREDENTIALS_UNAVAILABLE } from '../upstream/credentials.js';
 import {
   type DialTarget,
   dialUpgrade,
@@ -57,7 +58,7 @@ export type UpstreamMode = 'auto' | UpstreamProtocol;
 
 /** What the handler needs of the upstream target (src/upstream/target.ts). */
 export interface StreamTarget extends DialTarget {
-  authHeaders(): Promise<Record<string, string>>;
+  authHeaders(): Promise<AuthHeaders>;
   readonly injectsCredentials: boolean;
   /** Drop cached credentials after a 401, as client-go does (the next request fetches fresh ones). */
   invalidateCredentials?(): void;
@@ -492,10 +493,14 @@ export class StreamHandler {
   }
 
   private async credentialPolicy(): Promise<CredentialPolicy> {
-    return {
-      injectsCredentials: this.cfg.target.injectsCredentials,
-      auth: await this.cfg.target.authHeaders(),
-    };
+    let auth: AuthHeaders;
+    try {
+      auth = await this.cfg.target.authHeaders();
+    } catch (err) {
+      this.cfg.log.warn({ err: (err as Error).message }, 'could not get upstream credentials');
+      throw new Error(CREDENTIALS_UNAVAILABLE);
+    }
+    return { injectsCredentials: this.cfg.target.injectsCredentials, auth };
   }
 
   /** The upstream SPDY upgrade for a rebuilt request offering `protocols` (§2.1). */

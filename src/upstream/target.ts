@@ -17,7 +17,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
-import { type CredentialSource, credentialSource } from './credentials.js';
+import { type AuthHeaders, type CredentialSource, credentialSource } from './credentials.js';
 import { type KubeconfigSelection, loadKubeconfig, userHasCredentials } from './kubeconfig.js';
 
 export interface UpstreamTarget {
@@ -37,7 +37,7 @@ export interface UpstreamTarget {
    * Impersonate-User from the kubeconfig's `as`. Resolves {} when the shim injects nothing. Rejects
    * with a sentence when a plugin fails.
    */
-  authHeaders(): Promise<Record<string, string>>;
+  authHeaders(): Promise<AuthHeaders>;
   /**
    * Forget cached credentials, as client-go does when the upstream answers 401: the next
    * authHeaders() re-reads the token file or re-runs the exec plugin. (Addition to the brief.)
