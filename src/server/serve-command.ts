@@ -145,7 +145,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
   log
     .child({}, { level: 'info' })
     .info(
-      { url: serving.shim.url, upstream: serving.target.describe(), upstreamProtocol: config.mode },
+      {
+        url: serving.shim.url,
+        upstream: serving.target.describe(),
+        credentials: serving.target.credentials,
+        upstreamProtocol: config.mode,
+      },
       'listening',
     );
   const signals = ['SIGINT', 'SIGTERM'] as const;
