@@ -1,7 +1,8 @@
 /**
  * Who may use the shim. Every request, streaming upgrades included, passes these checks before
  * anything is proxied:
- * - the Host header must match an allowed host (kubectl proxy's `--accept-hosts`): a page served
+ * - the Host header must match an allowed host (kubectl proxy's `--accept-hosts`, but each pattern
+ *   must match the whole host name, see wholeHost): a page served
  *   from elsewhere that makes its name resolve to 127.0.0.1 (DNS rebinding) still sends its own
  *   name, and is refused;
  * - an Origin header, when there is one, must name an allowed host too: a browser page on another
@@ -94,15 +95,28 @@ function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(digest(a), digest(b));
 }
 
+/**
+ * A host pattern that must match the whole host name: kubectl proxy matches its `--accept-hosts`
+ * anywhere in the name, so there `shim\.example\.com` also accepts `shim.example.com.evil.net`.
+ */
+function wholeHost(p: RegExp): RegExp {
+  return new RegExp(`^(?:${p.source})$`, p.flags.replace(/[gy]/g, ''));
+}
+
 export class AccessControl {
-  constructor(private readonly opts: AccessOptions) {}
+  private readonly hosts: RegExp[];
+
+  constructor(private readonly opts: AccessOptions) {
+    this.hosts = opts.acceptHosts.map(wholeHost);
+  }
 
   /**
    * Check a request, given its canonical path (request-target.ts). On success the listener token (if any) has been taken out of it; on failure
    * the answer to give.
    */
   check(req: IncomingMessage, path: string): Denial | undefined {
-    const { acceptHosts, acceptPaths, rejectPaths } = this.opts;
+    const { acceptPaths, rejectPaths } = this.opts;
+    const acceptHosts = this.hosts;
     const host = hostOf(req.headers.host);
     if (host === undefined || !acceptHosts.some((p) => p.test(host))) {
       return forbidden(`kubeshim does not serve the host ${JSON.stringify(req.headers.host ?? '')}`);

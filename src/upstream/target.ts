@@ -106,7 +106,9 @@ function kubeconfigTarget(
     url,
     agent,
     injectsCredentials: injects,
-    credentials: injects ? `injected from context "${sel.contextName}" (auth: ${creds.kind})` : 'pass-through',
+    credentials: injects
+      ? `injected from context "${sel.contextName}" (auth: ${creds.kind})`
+      : 'pass-through',
     authHeaders: () => creds.headers(),
     invalidateCredentials: () => creds.invalidate(),
     describe: () => line,

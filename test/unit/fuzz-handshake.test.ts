@@ -173,6 +173,23 @@ test('Host and Origin: only the allowed names pass, with any port; everything el
   );
 });
 
+test('--accept-hosts patterns match whole host names, unlike kubectl proxy', () => {
+  const access = new AccessControl({
+    acceptHosts: parsePatterns('--accept-hosts', 'shim\\.example\\.com,^10\\.0\\.0\\.\\d+'),
+    acceptPaths: [/^.*/],
+    rejectPaths: [],
+  });
+  const check = (host: string, origin?: string) =>
+    access.check(fakeRequest('/api', { host, origin }), '/api')?.status;
+  assert.equal(check('shim.example.com:8443'), undefined);
+  assert.equal(check('SHIM.example.com'), undefined, 'the Host is compared lowercased');
+  assert.equal(check('shim.example.com.evil.net'), 403);
+  assert.equal(check('evil-shim.example.com'), 403);
+  assert.equal(check('10.0.0.7'), undefined);
+  assert.equal(check('10.0.0.7.evil.net'), 403);
+  assert.equal(check('shim.example.com', 'https://shim.example.com.evil.net'), 403);
+});
+
 test('token: only the exact bearer token passes, by header or subprotocol, and it is removed from the request', () => {
   const token = 'listener-secret-0123456789';
   const access = new AccessControl({ acceptHosts: hosts, acceptPaths: [/^.*/], rejectPaths: [] });
