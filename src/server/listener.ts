@@ -9,6 +9,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { DEFAULT_KEEPALIVE, type KeepaliveOptions } from '../bridge/keepalive.js';
 import { ActiveSessions } from '../bridge/session-record.js';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
@@ -134,10 +135,17 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     return d;
   };
 
-  /** Who may use the shim. */
+  /** Who may use the shim: a client certificate signed by --client-ca when one is set, then access.ts. */
   const admit = (req: IncomingMessage): Denial | undefined => {
     const { path } = requestTarget(req);
-    const d = access.check(req, path);
+    const d =
+      opts.tls?.clientCa !== undefined && !(req.socket as TLSSocket).authorized
+        ? {
+            status: 401 as const,
+            reason: 'Unauthorized' as const,
+            message: 'kubeshim: a client certificate signed by the --client-ca authority is required',
+          }
+        : access.check(req, path);
     if (d) denied(req, d, path);
     return d;
   };
@@ -199,8 +207,11 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
           cert: opts.tls.cert,
           key: opts.tls.key,
           handshakeTimeout: handshakeTimeoutMs,
+          // The certificate is asked for and verified by TLS, but a connection without a valid one
+          // is let through the handshake: admit() refuses it for everything but the probe paths,
+          // which container probes reach without a certificate.
           ...(opts.tls.clientCa !== undefined
-            ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: true }
+            ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: false }
             : {}),
         },
         onRequest,
