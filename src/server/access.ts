@@ -21,7 +21,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { splitProtocolHeader } from '../k8s/protocols.js';
+import { BEARER_SUBPROTOCOL, splitProtocolHeader } from '../k8s/protocols.js';
 import { isLoopback } from './listen-address.js';
 
 /** kubectl proxy's default `--accept-hosts`; the listen host is added to it. */
@@ -29,8 +29,6 @@ export const DEFAULT_ACCEPT_HOSTS = ['^localhost$', '^127\\.0\\.0\\.1$', '^\\[::
 export const DEFAULT_ACCEPT_PATHS = ['^.*'];
 /** kubectl proxy rejects exec and attach by default; the shim exists to carry them. */
 export const DEFAULT_REJECT_PATHS: string[] = [];
-
-const BEARER_SUBPROTOCOL = 'base64url.bearer.authorization.k8s.io.';
 
 export interface AccessOptions {
   acceptHosts: RegExp[];

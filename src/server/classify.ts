@@ -3,7 +3,12 @@
  * client speaks (Upgrade header, subprotocols, X-Stream-Protocol-Version; protocols.md §1.1, §2).
  */
 import type { IncomingMessage } from 'node:http';
-import { HEADER_STREAM_PROTOCOL, headerHasToken, splitProtocolHeader } from '../k8s/protocols.js';
+import {
+  BEARER_SUBPROTOCOL,
+  HEADER_STREAM_PROTOCOL,
+  headerHasToken,
+  splitProtocolHeader,
+} from '../k8s/protocols.js';
 import type { RequestTarget } from './request-target.js';
 
 export type Subresource = 'exec' | 'attach' | 'portforward';
@@ -24,7 +29,6 @@ export interface StreamRequest {
 }
 
 const STREAM_PATH = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach|portforward)\/?$/;
-const BEARER_PREFIX = 'base64url.bearer.authorization.k8s.io.';
 
 export function isWebSocketUpgrade(req: IncomingMessage): boolean {
   return (
@@ -43,10 +47,10 @@ export function classifyUpgrade(req: IncomingMessage, target: RequestTarget): St
   let client: ClientProtocol;
   if (isWebSocketUpgrade(req)) {
     const all = splitProtocolHeader(req.headers['sec-websocket-protocol']);
-    const bearer = all.find((p) => p.startsWith(BEARER_PREFIX));
-    client = { kind: 'websocket', offered: all.filter((p) => !p.startsWith(BEARER_PREFIX)) };
+    const bearer = all.find((p) => p.startsWith(BEARER_SUBPROTOCOL));
+    client = { kind: 'websocket', offered: all.filter((p) => !p.startsWith(BEARER_SUBPROTOCOL)) };
     if (bearer)
-      client.bearerToken = Buffer.from(bearer.slice(BEARER_PREFIX.length), 'base64url').toString('utf8');
+      client.bearerToken = Buffer.from(bearer.slice(BEARER_SUBPROTOCOL.length), 'base64url').toString('utf8');
   } else if (isSpdyUpgrade(req)) {
     client = { kind: 'spdy', offered: splitProtocolHeader(req.headers[HEADER_STREAM_PROTOCOL]) };
   } else {

@@ -4,6 +4,7 @@
  * Authorization and impersonation headers are dropped and the target's go on instead.
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { BEARER_SUBPROTOCOL, splitProtocolHeader } from '../k8s/protocols.js';
 import type { AuthHeaders } from './credentials.js';
 
 /** Headers that describe one hop, not the request (RFC 9110 §7.6.1), plus ones we set ourselves. */
@@ -25,13 +26,21 @@ function isIdentityHeader(name: string): boolean {
 }
 
 /**
- * When the shim lends its own identity, the client's Authorization and every Impersonate-* header
- * go: a client must not choose whom the shim's credentials act as.
+ * When the shim lends its own identity, the client's Authorization, its bearer-token WebSocket
+ * subprotocol and every Impersonate-* header go: a client must not choose whom the shim's
+ * credentials act as, nor send its own identity beside them.
  */
 export function dropClientIdentity(headers: IncomingHttpHeaders | OutgoingHttpHeaders): void {
   for (const name of Object.keys(headers)) {
     const lower = name.toLowerCase();
     if (lower === 'authorization' || lower.startsWith('impersonate-')) delete headers[name];
+    else if (lower === 'sec-websocket-protocol') {
+      const kept = splitProtocolHeader(headers[name] as string | string[] | undefined).filter(
+        (p) => !p.startsWith(BEARER_SUBPROTOCOL),
+      );
+      if (kept.length > 0) headers[name] = kept.join(', ');
+      else delete headers[name];
+    }
   }
 }
 

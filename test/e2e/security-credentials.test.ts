@@ -107,7 +107,7 @@ test('injected credentials: the listening line says so; client identity headers 
   );
   const heads = [
     `GET /api/v1/pods HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${HOSTILE}\r\n`,
-    `GET /api/v1/watch/pods HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${HOSTILE}\r\n`,
+    `GET /api/v1/watch/pods HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.Y2xpZW50LW93bg, v1.watch\r\n${HOSTILE}\r\n`,
     `POST /api/v1/namespaces/default/pods/p/exec?command=id&stdout=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n${HOSTILE}\r\n`,
   ];
   for (const head of heads) {
@@ -121,6 +121,7 @@ test('injected credentials: the listening line says so; client identity headers 
       assert.deepEqual(values(r.raw, 'impersonate-uid'), ['42'], r.url);
       assert.deepEqual(values(r.raw, 'impersonate-extra-example.com%2fteam'), ['blue'], r.url);
       assert.deepEqual(values(r.raw, 'impersonate-extra-scopes'), [], r.url);
+      for (const p of values(r.raw, 'sec-websocket-protocol')) assert.ok(!p.includes('bearer'), p);
     }
   }
 });
