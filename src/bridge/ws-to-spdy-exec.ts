@@ -56,7 +56,9 @@ class WsToSpdyExec {
       this.onClientMessage(data as Buffer, isBinary),
     );
     client.on('close', (code: number, reason: Buffer) => this.onClientClosed(code, reason.toString()));
-    client.on('error', (err: Error) => this.p.log.debug({ err: err.message }, 'client websocket error'));
+    // ws reports a protocol error it found (invalid frame, oversized message) here, then closes
+    // with 1002/1009 and 'close' says only 1006: the session's reason is the error itself
+    client.on('error', (err: Error) => this.end(`client protocol error: ${err.message}`, 'error'));
     this.stopKeepalive = keepWebSocketAlive(client, this.p.keepalive, (why) => {
       client.terminate();
       this.end(`client ${why}`, 'error');

@@ -29,7 +29,11 @@ export function createWebSocketServer(): WebSocketServer {
   return wss;
 }
 
-/** Complete the handshake answering exactly `protocol` (none when `""`); resolves with a paused WebSocket. */
+/**
+ * Complete the handshake answering exactly `protocol` (none when `""`); resolves with a paused
+ * WebSocket, or rejects when the client's connection is gone (`ws` drops such a socket without
+ * calling back, which would leave the caller waiting for good).
+ */
 export function acceptWebSocket(
   wss: WebSocketServer,
   req: IncomingMessage,
@@ -39,10 +43,17 @@ export function acceptWebSocket(
 ): Promise<WebSocket> {
   delete req.headers['sec-websocket-protocol'];
   chosen.set(req, protocol);
-  return new Promise((resolve) =>
+  return new Promise((resolve, reject) => {
+    let accepted = false;
+    // without a verifyClient, ws answers and calls back synchronously, or not at all
     wss.handleUpgrade(req, socket, head, (ws) => {
+      accepted = true;
       ws.pause();
       resolve(ws);
-    }),
-  );
+    });
+    if (!accepted) {
+      socket.destroy();
+      reject(new Error('the client left during the WebSocket handshake'));
+    }
+  });
 }

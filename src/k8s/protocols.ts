@@ -117,6 +117,9 @@ export function remoteCommandVersion(name: string): RemoteCommandVersion | undef
   return VERSIONS[name];
 }
 
+/** The WebSocket subprotocol browsers carry a bearer token in (its base64url follows the prefix). */
+export const BEARER_SUBPROTOCOL = 'base64url.bearer.authorization.k8s.io.';
+
 /**
  * Split header values the way apimachinery does (§2.1): every line, comma-separated, trimmed,
  * empties dropped. Accepts what Node gives for a header: undefined, a string, or an array of lines.

@@ -10,7 +10,9 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
+import type { AuthHeaders } from '../upstream/credentials.js';
 import type { UpstreamTarget } from '../upstream/target.js';
+import { upstreamUrl } from '../upstream/upstream-url.js';
 import type { Logger } from './logger.js';
 
 export type HealthTarget = Pick<
@@ -27,8 +29,10 @@ export interface HealthOptions {
 
 export interface Readiness {
   ready: boolean;
-  /** `ok`, or one line saying why not. */
+  /** `ok`, or one line saying what failed: anyone who can reach /readyz reads it. */
   reason: string;
+  /** For the shim's log only: the error text behind `reason` (a plugin's message, an address). */
+  detail?: string;
 }
 
 export interface Health {
@@ -56,7 +60,11 @@ export function createHealth(target: HealthTarget, log: Logger, opts: HealthOpti
           (!result.ready && cached.result.reason !== result.reason)
         ) {
           if (result.ready) log.info({ upstream: target.url.origin }, 'upstream ready');
-          else log.warn({ upstream: target.url.origin, reason: result.reason }, 'upstream not ready');
+          else
+            log.warn(
+              { upstream: target.url.origin, reason: result.reason, detail: result.detail },
+              'upstream not ready',
+            );
         }
         cached = { at: Date.now(), result };
         return result;
@@ -77,7 +85,10 @@ export function createHealth(target: HealthTarget, log: Logger, opts: HealthOpti
     if (path !== '/readyz') return false;
     readiness().then(
       (r) => reply(req, res, r.ready ? 200 : 503, r.reason),
-      (err: Error) => reply(req, res, 503, `readiness probe failed: ${err.message}`),
+      (err: Error) => {
+        log.warn({ err: err.message }, 'readiness probe failed');
+        reply(req, res, 503, 'readiness probe failed');
+      },
     );
     return true;
   };
@@ -96,11 +107,15 @@ function reply(req: IncomingMessage, res: ServerResponse, status: number, text: 
 }
 
 async function probe(target: HealthTarget, timeoutMs: number): Promise<Readiness> {
-  let auth: Record<string, string>;
+  let auth: AuthHeaders;
   try {
     auth = await target.authHeaders();
   } catch (err) {
-    return { ready: false, reason: `cannot get upstream credentials: ${oneLine((err as Error).message)}` };
+    return {
+      ready: false,
+      reason: 'cannot get upstream credentials',
+      detail: oneLine((err as Error).message),
+    };
   }
   try {
     let path = '/readyz';
@@ -128,9 +143,11 @@ async function probe(target: HealthTarget, timeoutMs: number): Promise<Readiness
       reason: `upstream ${path} answered ${answer.status}${failed ? `: ${failed}` : ''}`,
     };
   } catch (err) {
+    const e = err as NodeJS.ErrnoException;
     return {
       ready: false,
-      reason: `upstream ${target.url.origin} unreachable: ${oneLine((err as Error).message)}`,
+      reason: `upstream unreachable${e.code ? ` (${e.code})` : ''}`,
+      detail: oneLine(e.message),
     };
   }
 }
@@ -139,10 +156,10 @@ async function probe(target: HealthTarget, timeoutMs: number): Promise<Readiness
 function get(
   target: HealthTarget,
   path: string,
-  headers: Record<string, string>,
+  headers: AuthHeaders,
   timeoutMs: number,
 ): Promise<{ status: number; body: string }> {
-  const url = new URL(target.url.pathname.replace(/\/+$/, '') + path, target.url);
+  const url = upstreamUrl(target.url, path);
   const request = url.protocol === 'https:' ? https.request : http.request;
   return new Promise((resolve, reject) => {
     const req = request(
@@ -161,7 +178,10 @@ function get(
         res.on('error', reject);
       },
     );
-    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+      timeoutMs,
+    );
     req.on('error', (err) => {
       clearTimeout(timer);
       reject(err);

@@ -1,7 +1,8 @@
 /**
  * Who may use the shim. Every request, streaming upgrades included, passes these checks before
  * anything is proxied:
- * - the Host header must match an allowed host (kubectl proxy's `--accept-hosts`): a page served
+ * - the Host header must match an allowed host (kubectl proxy's `--accept-hosts`, but each pattern
+ *   must match the whole host name, see wholeHost): a page served
  *   from elsewhere that makes its name resolve to 127.0.0.1 (DNS rebinding) still sends its own
  *   name, and is refused;
  * - an Origin header, when there is one, must name an allowed host too: a browser page on another
@@ -10,16 +11,17 @@
  * - with `--token-file`, a bearer token (Authorization header, or the WebSocket bearer subprotocol
  *   browsers use, docs/protocols.md §1.3) compared in constant time — and then removed from the
  *   request, so that the listener's token never travels upstream;
- * - the path must match `--accept-paths` and no `--reject-paths` (kubectl proxy's flags, matched
- *   against the decoded path, so that percent-encoding cannot dodge a reject pattern). Unlike
- *   kubectl proxy, nothing is rejected by default: carrying exec and attach is what the shim is for.
+ * - the path must match `--accept-paths` and no `--reject-paths` (kubectl proxy's flags), matched
+ *   against the canonical path (request-target.ts) — the very path that is forwarded, so neither
+ *   percent-encoding, dot segments nor repeated slashes can dodge a reject pattern. Unlike kubectl
+ *   proxy, nothing is rejected by default: carrying exec and attach is what the shim is for.
  * Refusals are Kubernetes Status answers (403, or 401 for a missing/wrong token), logged once each
  * without any header values.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { splitProtocolHeader } from '../k8s/protocols.js';
+import { BEARER_SUBPROTOCOL, splitProtocolHeader } from '../k8s/protocols.js';
 import { isLoopback } from './listen-address.js';
 
 /** kubectl proxy's default `--accept-hosts`; the listen host is added to it. */
@@ -27,8 +29,6 @@ export const DEFAULT_ACCEPT_HOSTS = ['^localhost$', '^127\\.0\\.0\\.1$', '^\\[::
 export const DEFAULT_ACCEPT_PATHS = ['^.*'];
 /** kubectl proxy rejects exec and attach by default; the shim exists to carry them. */
 export const DEFAULT_REJECT_PATHS: string[] = [];
-
-const BEARER_SUBPROTOCOL = 'base64url.bearer.authorization.k8s.io.';
 
 export interface AccessOptions {
   acceptHosts: RegExp[];
@@ -39,8 +39,8 @@ export interface AccessOptions {
 }
 
 export interface Denial {
-  status: 401 | 403;
-  reason: 'Unauthorized' | 'Forbidden';
+  status: 400 | 401 | 403;
+  reason: 'BadRequest' | 'Unauthorized' | 'Forbidden';
   message: string;
 }
 
@@ -87,30 +87,34 @@ function originHost(origin: string): string | undefined {
   }
 }
 
-/** The request path, dot segments resolved and percent-decoding applied; undefined if malformed. */
-export function decodedPath(url: string | undefined): string | undefined {
-  try {
-    return decodeURIComponent(new URL(url ?? '/', 'http://shim').pathname);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Compare without leaking where or how long the values differ. */
 function sameSecret(a: string, b: string): boolean {
   const digest = (s: string) => createHash('sha256').update(s).digest();
   return timingSafeEqual(digest(a), digest(b));
 }
 
+/**
+ * A host pattern that must match the whole host name: kubectl proxy matches its `--accept-hosts`
+ * anywhere in the name, so there `shim\.example\.com` also accepts `shim.example.com.evil.net`.
+ */
+function wholeHost(p: RegExp): RegExp {
+  return new RegExp(`^(?:${p.source})$`, p.flags.replace(/[gy]/g, ''));
+}
+
 export class AccessControl {
-  constructor(private readonly opts: AccessOptions) {}
+  private readonly hosts: RegExp[];
+
+  constructor(private readonly opts: AccessOptions) {
+    this.hosts = opts.acceptHosts.map(wholeHost);
+  }
 
   /**
-   * Check a request. On success the listener token (if any) has been taken out of it; on failure
+   * Check a request, given its canonical path (request-target.ts). On success the listener token (if any) has been taken out of it; on failure
    * the answer to give.
    */
-  check(req: IncomingMessage): Denial | undefined {
-    const { acceptHosts, acceptPaths, rejectPaths } = this.opts;
+  check(req: IncomingMessage, path: string): Denial | undefined {
+    const { acceptPaths, rejectPaths } = this.opts;
+    const acceptHosts = this.hosts;
     const host = hostOf(req.headers.host);
     if (host === undefined || !acceptHosts.some((p) => p.test(host))) {
       return forbidden(`kubeshim does not serve the host ${JSON.stringify(req.headers.host ?? '')}`);
@@ -128,8 +132,6 @@ export class AccessControl {
         message: 'kubeshim: a valid bearer token is required',
       };
     }
-    const path = decodedPath(req.url);
-    if (path === undefined) return forbidden('kubeshim: malformed request path');
     if (!acceptPaths.some((p) => p.test(path)) || rejectPaths.some((p) => p.test(path)))
       return forbidden(`kubeshim does not serve the path ${JSON.stringify(path)}`);
     return undefined;

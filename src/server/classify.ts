@@ -3,7 +3,13 @@
  * client speaks (Upgrade header, subprotocols, X-Stream-Protocol-Version; docs/protocols.md §1.1, §2).
  */
 import type { IncomingMessage } from 'node:http';
-import { HEADER_STREAM_PROTOCOL, headerHasToken, splitProtocolHeader } from '../k8s/protocols.js';
+import {
+  BEARER_SUBPROTOCOL,
+  HEADER_STREAM_PROTOCOL,
+  headerHasToken,
+  splitProtocolHeader,
+} from '../k8s/protocols.js';
+import type { RequestTarget } from './request-target.js';
 
 export type Subresource = 'exec' | 'attach' | 'portforward';
 
@@ -16,14 +22,13 @@ export interface StreamRequest {
   subresource: Subresource;
   namespace: string;
   pod: string;
-  /** Path and query as the client sent them. */
-  pathAndQuery: string;
+  /** The request's canonical target (request-target.ts). */
+  target: RequestTarget;
   query: URLSearchParams;
   client: ClientProtocol;
 }
 
 const STREAM_PATH = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach|portforward)\/?$/;
-const BEARER_PREFIX = 'base64url.bearer.authorization.k8s.io.';
 
 export function isWebSocketUpgrade(req: IncomingMessage): boolean {
   return (
@@ -36,19 +41,16 @@ export function isSpdyUpgrade(req: IncomingMessage): boolean {
 }
 
 /** A streaming request we translate, or undefined for any other upgrade (relayed as it is). */
-export function classifyUpgrade(req: IncomingMessage): StreamRequest | undefined {
-  const pathAndQuery = req.url ?? '/';
-  const q = pathAndQuery.indexOf('?');
-  const path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
-  const m = STREAM_PATH.exec(path);
+export function classifyUpgrade(req: IncomingMessage, target: RequestTarget): StreamRequest | undefined {
+  const m = STREAM_PATH.exec(target.path);
   if (!m) return undefined;
   let client: ClientProtocol;
   if (isWebSocketUpgrade(req)) {
     const all = splitProtocolHeader(req.headers['sec-websocket-protocol']);
-    const bearer = all.find((p) => p.startsWith(BEARER_PREFIX));
-    client = { kind: 'websocket', offered: all.filter((p) => !p.startsWith(BEARER_PREFIX)) };
+    const bearer = all.find((p) => p.startsWith(BEARER_SUBPROTOCOL));
+    client = { kind: 'websocket', offered: all.filter((p) => !p.startsWith(BEARER_SUBPROTOCOL)) };
     if (bearer)
-      client.bearerToken = Buffer.from(bearer.slice(BEARER_PREFIX.length), 'base64url').toString('utf8');
+      client.bearerToken = Buffer.from(bearer.slice(BEARER_SUBPROTOCOL.length), 'base64url').toString('utf8');
   } else if (isSpdyUpgrade(req)) {
     client = { kind: 'spdy', offered: splitProtocolHeader(req.headers[HEADER_STREAM_PROTOCOL]) };
   } else {
@@ -61,8 +63,8 @@ export function classifyUpgrade(req: IncomingMessage): StreamRequest | undefined
     subresource: m[3] as Subresource,
     namespace,
     pod,
-    pathAndQuery,
-    query: new URLSearchParams(q < 0 ? '' : pathAndQuery.slice(q + 1)),
+    target,
+    query: new URLSearchParams(target.query),
     client,
   };
 }

@@ -73,6 +73,11 @@ export class SessionGate {
   get limit(): number {
     return this.max;
   }
+
+  /** Places taken now: sessions running plus handshakes in progress. */
+  get taken(): number {
+    return this.active.size + this.pending;
+  }
 }
 
 /**

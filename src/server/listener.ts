@@ -7,8 +7,9 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { DEFAULT_KEEPALIVE, type KeepaliveOptions } from '../bridge/keepalive.js';
 import { ActiveSessions } from '../bridge/session-record.js';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
@@ -21,12 +22,12 @@ import {
   DEFAULT_ACCEPT_PATHS,
   DEFAULT_REJECT_PATHS,
   type Denial,
-  decodedPath,
   parsePatterns,
 } from './access.js';
 import { classifyUpgrade } from './classify.js';
 import { DEFAULT_LIMITS, SessionGate, watchIdleSessions } from './limits.js';
 import { createPlainProxy } from './plain-proxy.js';
+import { parseRequestTarget, requestTarget, setRequestTarget } from './request-target.js';
 import {
   replyRefusal,
   StreamHandler,
@@ -76,6 +77,8 @@ export interface Shim {
   server: http.Server;
   /** Streaming sessions in flight. */
   sessions: ActiveSessions;
+  /** Places of --max-sessions taken now (sessions in flight plus handshakes in progress). */
+  placesTaken(): number;
   /** Refuse new sessions from now on (503), the first step of a graceful stop (shutdown.ts). */
   stopAccepting(): void;
   /** Stop at once: the listener and its connections (sessions are ended by their sockets closing). */
@@ -114,17 +117,46 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
   const probes = opts.probes ?? [];
   const endpoints = opts.endpoints ?? [];
 
-  const denied = (req: IncomingMessage, d: Denial) =>
+  const denied = (req: IncomingMessage, d: Denial, path: string | undefined) =>
     log.warn(
-      { remote: req.socket.remoteAddress, method: req.method, path: decodedPath(req.url), status: d.status },
+      { remote: req.socket.remoteAddress, method: req.method, path, status: d.status },
       `request denied: ${d.message}`,
     );
 
+  /** Parse the request's target once (a 400 for anything but a plain path, before any check or dial). */
+  const canonicalise = (req: IncomingMessage): Denial | undefined => {
+    const parsed = parseRequestTarget(req.url);
+    if (parsed.ok) {
+      setRequestTarget(req, parsed.target);
+      return undefined;
+    }
+    const d: Denial = { status: 400, reason: 'BadRequest', message: `kubeshim: ${parsed.reason}` };
+    denied(req, d, undefined);
+    return d;
+  };
+
+  /** Who may use the shim: a client certificate signed by --client-ca when one is set, then access.ts. */
+  const admit = (req: IncomingMessage): Denial | undefined => {
+    const { path } = requestTarget(req);
+    const d =
+      opts.tls?.clientCa !== undefined && !(req.socket as TLSSocket).authorized
+        ? {
+            status: 401 as const,
+            reason: 'Unauthorized' as const,
+            message: 'kubeshim: a client certificate signed by the --client-ca authority is required',
+          }
+        : access.check(req, path);
+    if (d) denied(req, d, path);
+    return d;
+  };
+
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    for (const probe of probes) if (probe(req, res)) return;
-    const denial = access.check(req);
+    let denial = canonicalise(req);
+    if (!denial) {
+      for (const probe of probes) if (probe(req, res)) return;
+      denial = admit(req);
+    }
     if (denial) {
-      denied(req, denial);
       const body = encodeStatus(apiStatus(denial.status, denial.reason, denial.message));
       res.writeHead(denial.status, { 'content-type': 'application/json', 'content-length': body.length });
       res.end(body);
@@ -135,9 +167,8 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
   };
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const denial = access.check(req);
+    const denial = canonicalise(req) ?? admit(req);
     if (denial) {
-      denied(req, denial);
       replyRefusal(socket, syntheticRefusal(denial.status, denial.message, denial.reason));
       return;
     }
@@ -152,7 +183,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
       replyRefusal(socket, syntheticRefusal(503, `kubeshim is at its limit of ${gate.limit} sessions`));
       return;
     }
-    const sr = classifyUpgrade(req);
+    const sr = classifyUpgrade(req, requestTarget(req));
     const work = sr ? streams.handle(req, socket, head, sr) : streams.relayOther(req, socket, head);
     work
       .catch((err: Error) => {
@@ -176,8 +207,11 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
           cert: opts.tls.cert,
           key: opts.tls.key,
           handshakeTimeout: handshakeTimeoutMs,
+          // The certificate is asked for and verified by TLS, but a connection without a valid one
+          // is let through the handshake: admit() refuses it for everything but the probe paths,
+          // which container probes reach without a certificate.
           ...(opts.tls.clientCa !== undefined
-            ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: true }
+            ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: false }
             : {}),
         },
         onRequest,
@@ -200,12 +234,49 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
       return;
     }
     const body = encodeStatus(apiStatus(status, reason, `malformed request: ${err.message}`));
+    // the answer, then the connection is destroyed, whether or not the client reads it: ending
+    // alone waits on the client, and a client that never reads would keep the descriptor
+    const bound = setTimeout(() => socket.destroy(), handshakeTimeoutMs);
+    bound.unref();
     socket.end(
       `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      () => {
+        clearTimeout(bound);
+        socket.destroy();
+      },
     );
   });
-  server.on('tlsClientError', (err: Error) => log.info({ err: err.message }, 'TLS handshake failed'));
-
+  server.on('tlsClientError', (err: Error, socket: Duplex) => {
+    log.info({ err: err.message }, 'TLS handshake failed');
+    socket.destroy();
+  });
+  // A connection must bring its first request head within the handshake timeout. Node bounds a
+  // head once its first byte came (headersTimeout, answered 408 above) but not a connection that
+  // stays silent, before or after TLS: those are destroyed here.
+  // Keyed by the peer's address and port, the same for the raw socket and the TLS one on top of it.
+  const awaitingHead = new Map<string, NodeJS.Timeout>();
+  const peer = (socket: Socket) => `${socket.remoteAddress}:${socket.remotePort}`;
+  server.on('connection', (socket: Socket) => {
+    const key = peer(socket);
+    const timer = setTimeout(() => {
+      awaitingHead.delete(key);
+      // a plain head under way is the parser's to time out (408); a silent connection is ours
+      if (opts.tls || socket.bytesRead === 0) socket.destroy();
+    }, handshakeTimeoutMs);
+    timer.unref();
+    awaitingHead.set(key, timer);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      if (awaitingHead.get(key) === timer) awaitingHead.delete(key);
+    });
+  });
+  const headArrived = (req: IncomingMessage) => {
+    const key = peer(req.socket);
+    clearTimeout(awaitingHead.get(key));
+    awaitingHead.delete(key);
+  };
+  server.prependListener('request', headArrived);
+  server.prependListener('upgrade', headArrived);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {
@@ -223,6 +294,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     url,
     server,
     sessions,
+    placesTaken: () => gate.taken,
     stopAccepting: () => {
       accepting = false;
     },

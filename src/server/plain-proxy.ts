@@ -10,21 +10,30 @@ import httpProxy from 'http-proxy';
 import './http-proxy-deprecation.js';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
+import { CREDENTIALS_UNAVAILABLE } from '../upstream/credentials.js';
+import { dropClientIdentity } from '../upstream/headers.js';
+import { upstreamUrl } from '../upstream/upstream-url.js';
+import { requestTarget } from './request-target.js';
 import type { StreamTarget } from './stream-handler.js';
 
 export type PlainHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 export function createPlainProxy(target: StreamTarget, log: Logger, responseTimeoutMs: number): PlainHandler {
   const agentOptions = (target.agent as HttpsAgent).options ?? {};
+  // http-proxy only ever connects to the upstream's origin; the path it would build from req.url is
+  // replaced with the one URL builder's (proxyReq below)
   const proxy = httpProxy.createProxyServer({
-    target: target.url.href,
+    target: target.url.origin,
+    ignorePath: true,
     agent: target.agent,
     changeOrigin: true,
     xfwd: true,
     // http-proxy sets rejectUnauthorized on every request; keep the target's own choice
     secure: agentOptions.rejectUnauthorized !== false,
   });
-  proxy.on('proxyReq', (proxyReq) => {
+  proxy.on('proxyReq', (proxyReq, req) => {
+    const url = upstreamUrl(target.url, requestTarget(req));
+    proxyReq.path = url.pathname + url.search;
     const timer = setTimeout(() => {
       proxyReq.destroy(new Error(`no answer within ${responseTimeoutMs} ms`));
     }, responseTimeoutMs);
@@ -35,7 +44,10 @@ export function createPlainProxy(target: StreamTarget, log: Logger, responseTime
     if (upstreamRes.statusCode === 401 && target.injectsCredentials) target.invalidateCredentials?.();
   });
   proxy.on('error', (err, req, res) => {
-    log.warn({ err: err.message, method: req.method, url: req.url }, 'upstream request failed');
+    log.warn(
+      { err: err.message, method: req.method, path: requestTarget(req).path },
+      'upstream request failed',
+    );
     const r = res as ServerResponse;
     if (typeof r.writeHead !== 'function') return;
     if (r.headersSent) {
@@ -55,14 +67,14 @@ export function createPlainProxy(target: StreamTarget, log: Logger, responseTime
   return (req, res) => {
     target.authHeaders().then(
       (auth) => {
-        if (target.injectsCredentials) delete req.headers.authorization;
-        proxy.web(req, res, { headers: auth });
+        if (target.injectsCredentials) dropClientIdentity(req.headers);
+        // http-proxy's types say string values; it hands them to http.request, which repeats arrays
+        proxy.web(req, res, { headers: auth as Record<string, string> });
       },
       (err: Error) => {
         log.warn({ err: err.message }, 'could not get upstream credentials');
-        const body = encodeStatus(
-          apiStatus(502, 'ServiceUnavailable', `kubeshim could not get credentials: ${err.message}`),
-        );
+        // what failed, never what a plugin printed: that stays in the shim's log
+        const body = encodeStatus(apiStatus(502, 'ServiceUnavailable', CREDENTIALS_UNAVAILABLE));
         res.writeHead(502, { 'content-type': 'application/json', 'content-length': body.length });
         res.end(body);
       },

@@ -142,12 +142,15 @@ export async function serveCommand(argv: string[]): Promise<number> {
   });
   if (serving === undefined) return 1;
   // the contract's `listening` line is written whatever --log-level says (scripts wait for it)
-  log
-    .child({}, { level: 'info' })
-    .info(
-      { url: serving.shim.url, upstream: serving.target.describe(), upstreamProtocol: config.mode },
-      'listening',
-    );
+  log.child({}, { level: 'info' }).info(
+    {
+      url: serving.shim.url,
+      upstream: serving.target.describe(),
+      credentials: serving.target.credentials,
+      upstreamProtocol: config.mode,
+    },
+    'listening',
+  );
   const signals = ['SIGINT', 'SIGTERM'] as const;
   const nextSignal = () =>
     new Promise<NodeJS.Signals>((resolve) => {

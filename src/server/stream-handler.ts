@@ -40,21 +40,25 @@ import {
 import type { Logger } from '../observe/logger.js';
 import { SpdySession } from '../spdy/session.js';
 import { ProtocolChoices, type UpstreamProtocol } from '../upstream/choice.js';
+import { type AuthHeaders, CREDENTIALS_UNAVAILABLE } from '../upstream/credentials.js';
 import {
   type DialTarget,
   dialUpgrade,
   dialWebSocket,
   type Refusal,
   syntheticRefusal,
+  type UpgradeResult,
+  type WebSocketResult,
 } from '../upstream/dial.js';
 import { type CredentialPolicy, relayedHeaders, translatedHeaders } from '../upstream/headers.js';
 import { execStreams, type StreamRequest } from './classify.js';
+import { type RequestTarget, requestTarget } from './request-target.js';
 
 export type UpstreamMode = 'auto' | UpstreamProtocol;
 
 /** What the handler needs of the upstream target (src/upstream/target.ts). */
 export interface StreamTarget extends DialTarget {
-  authHeaders(): Promise<Record<string, string>>;
+  authHeaders(): Promise<AuthHeaders>;
   readonly injectsCredentials: boolean;
   /** Drop cached credentials after a 401, as client-go does (the next request fetches fresh ones). */
   invalidateCredentials?(): void;
@@ -125,9 +129,14 @@ export class StreamHandler {
       const attempt = attempts[i]!;
       let refusal: Refusal | undefined;
       try {
+        if (clientLeft(socket)) throw new ClientGone();
         refusal = await attempt.run();
       } catch (err) {
         metrics?.upgrade(sr.subresource, attempt.upstream, 'error');
+        if (err instanceof ClientGone) {
+          ctx.log.info({ upstream: attempt.upstream }, err.message);
+          return;
+        }
         const message = `kubeshim could not reach the upstream for ${sr.subresource}: ${(err as Error).message}`;
         ctx.log.warn({ err: (err as Error).message, upstream: attempt.upstream }, 'upstream dial failed');
         replyRefusal(socket, syntheticRefusal(502, message));
@@ -194,7 +203,7 @@ export class StreamHandler {
   /** Same protocol both sides: relay the request, then the bytes. */
   private async passThrough(ctx: Ctx): Promise<Refusal | undefined> {
     const { req, socket, head, sr } = ctx;
-    const r = await this.relayHandshake(req, socket, sr.pathAndQuery, ctx.policy);
+    const r = await this.relayHandshake(req, socket, sr.target, ctx.policy);
     if (!r.ok) return r.refusal;
     const negotiated =
       sr.client.kind === 'spdy'
@@ -230,7 +239,15 @@ export class StreamHandler {
   /** Any other upgrade (a WebSocket watch, logs over WebSocket …): relayed as it is. */
   async relayOther(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const policy = await this.credentialPolicy();
-    const r = await this.relayHandshake(req, socket, req.url ?? '/', policy);
+    const target = requestTarget(req);
+    let r: UpgradeResult;
+    try {
+      r = await this.relayHandshake(req, socket, target, policy);
+    } catch (err) {
+      if (!(err instanceof ClientGone)) throw err;
+      this.cfg.log.info({ path: target.path }, err.message);
+      return;
+    }
     if (!r.ok) {
       replyRefusal(socket, r.refusal);
       return;
@@ -242,7 +259,7 @@ export class StreamHandler {
       undefined,
       this.cfg.active,
     );
-    record.note('path', (req.url ?? '/').split('?')[0]);
+    record.note('path', target.path);
     void relay({ client: socket, upstream: r.socket, clientHead: head, upstreamHead: r.head }, record).then(
       (reason) => record.finish(reason),
     );
@@ -252,15 +269,18 @@ export class StreamHandler {
   private async relayHandshake(
     req: IncomingMessage,
     socket: Duplex,
-    pathAndQuery: string,
+    path: RequestTarget,
     policy: CredentialPolicy,
-  ) {
-    const r = await dialUpgrade(
-      this.cfg.target,
-      req.method ?? 'GET',
-      pathAndQuery,
-      relayedHeaders(req, policy),
-      this.dialOpts(),
+  ): Promise<UpgradeResult> {
+    const r = stillWanted(
+      socket,
+      await dialUpgrade(
+        this.cfg.target,
+        req.method ?? 'GET',
+        path,
+        relayedHeaders(req, policy),
+        this.dialOpts(),
+      ),
     );
     if (r.ok) {
       socket.write(
@@ -277,7 +297,7 @@ export class StreamHandler {
     if (clientVersion === undefined) return refusalNoProtocol();
     const malformed = malformedWebSocketRequest(req);
     if (malformed) return malformed;
-    const r = await this.dialSpdy(ctx, SPDY_UPSTREAM_OFFER);
+    const r = stillWanted(ctx.socket, await this.dialSpdy(ctx, SPDY_UPSTREAM_OFFER));
     if (!r.ok) return r.refusal;
     if (!headerHasToken(r.response.headers.upgrade, 'spdy/3.1')) {
       r.socket.destroy();
@@ -287,7 +307,7 @@ export class StreamHandler {
     const upstreamVersion =
       remoteCommandVersion(headerValue(r.response.headers[HEADER_STREAM_PROTOCOL])) ??
       remoteCommandVersion(RC_V1)!;
-    const ws = await this.acceptWebSocket(ctx, clientVersion.name);
+    const ws = await this.acceptWebSocket(ctx, clientVersion.name, () => r.socket.destroy());
     const upstream = this.spdySession(r.socket, 'client', r.head);
     const record = this.record(
       ctx,
@@ -315,13 +335,19 @@ export class StreamHandler {
     if (offered === undefined) return refusalNoSpdyProtocol(sr.client.offered);
     const clientVersion = remoteCommandVersion(offered)!;
     const headers = this.translatedHeaders(ctx);
-    let dialed = await dialWebSocket(this.cfg.target, sr.pathAndQuery, [RC_V5], headers, this.dialOpts());
+    let dialed = stillWanted(
+      socket,
+      await dialWebSocket(this.cfg.target, sr.target, [RC_V5], headers, this.dialOpts()),
+    );
     if (!dialed.ok && (dialed.refusal.statusCode === 400 || dialed.refusal.statusCode === 403)) {
       ctx.log.warn(
         { status: dialed.refusal.statusCode },
         `upstream refused ${RC_V5}; trying ${RC_V4}, over which stdin EOF cannot cross (piped stdin and cp to a pod will hang)`,
       );
-      const legacy = await dialWebSocket(this.cfg.target, sr.pathAndQuery, [RC_V4], headers, this.dialOpts());
+      const legacy = stillWanted(
+        socket,
+        await dialWebSocket(this.cfg.target, sr.target, [RC_V4], headers, this.dialOpts()),
+      );
       if (legacy.ok) dialed = legacy;
     }
     if (!dialed.ok) return dialed.refusal;
@@ -353,14 +379,14 @@ export class StreamHandler {
     const { req, sr } = ctx;
     const malformed = malformedWebSocketRequest(req);
     if (malformed) return malformed;
-    const r = await this.dialSpdy(ctx, tunnelProtocols(sr.client.offered));
+    const r = stillWanted(ctx.socket, await this.dialSpdy(ctx, tunnelProtocols(sr.client.offered)));
     if (!r.ok) return r.refusal;
     const protocol = headerValue(r.response.headers[HEADER_STREAM_PROTOCOL]);
     if (!headerHasToken(r.response.headers.upgrade, 'spdy/3.1') || !protocol) {
       r.socket.destroy();
       return syntheticRefusal(500, 'unable to upgrade: missing upgrade headers in response');
     }
-    const ws = await this.acceptWebSocket(ctx, TUNNEL_PREFIX + protocol);
+    const ws = await this.acceptWebSocket(ctx, TUNNEL_PREFIX + protocol, () => r.socket.destroy());
     const record = this.record(ctx, `websocket/${TUNNEL_PREFIX}${protocol}`, `spdy/${protocol}`, 'translate');
     const stopKeepalive = keepWebSocketAlive(ws, this.cfg.keepalive, (why) => {
       record.note('keepalive', why);
@@ -382,12 +408,9 @@ export class StreamHandler {
   private async spdyToTunnel(ctx: Ctx): Promise<Refusal | undefined> {
     const { sr, socket, head } = ctx;
     const offered = sr.client.offered.map((p) => TUNNEL_PREFIX + p);
-    const dialed = await dialWebSocket(
-      this.cfg.target,
-      sr.pathAndQuery,
-      offered,
-      this.translatedHeaders(ctx),
-      this.dialOpts(),
+    const dialed = stillWanted(
+      socket,
+      await dialWebSocket(this.cfg.target, sr.target, offered, this.translatedHeaders(ctx), this.dialOpts()),
     );
     if (!dialed.ok) return dialed.refusal;
     const protocol = dialed.protocol.slice(TUNNEL_PREFIX.length);
@@ -423,23 +446,26 @@ export class StreamHandler {
     if (malformed) return malformed;
     let upstream: SpdySession;
     let upstreamName: string;
-    const r = await this.dialSpdy(ctx, [PORTFORWARD]);
+    const r = stillWanted(ctx.socket, await this.dialSpdy(ctx, [PORTFORWARD]));
     if (r.ok) {
       upstream = this.spdySession(r.socket, 'client', r.head);
       upstreamName = `spdy/${PORTFORWARD}`;
     } else {
-      const t = await dialWebSocket(
-        this.cfg.target,
-        sr.pathAndQuery,
-        [TUNNEL_PORTFORWARD],
-        this.translatedHeaders(ctx),
-        this.dialOpts(),
+      const t = stillWanted(
+        ctx.socket,
+        await dialWebSocket(
+          this.cfg.target,
+          sr.target,
+          [TUNNEL_PORTFORWARD],
+          this.translatedHeaders(ctx),
+          this.dialOpts(),
+        ),
       );
       if (!t.ok) return r.refusal;
       upstream = this.spdySession(new TunnelStream(t.ws), 'client', Buffer.alloc(0));
       upstreamName = `websocket/${TUNNEL_PORTFORWARD}`;
     }
-    const ws = await this.acceptWebSocket(ctx, protocol);
+    const ws = await this.acceptWebSocket(ctx, protocol, () => upstream.destroy());
     const record = this.record(ctx, `websocket/${protocol || '-'}`, upstreamName, 'translate');
     void bridgeLegacyPortForward({
       client: ws,
@@ -467,10 +493,14 @@ export class StreamHandler {
   }
 
   private async credentialPolicy(): Promise<CredentialPolicy> {
-    return {
-      injectsCredentials: this.cfg.target.injectsCredentials,
-      auth: await this.cfg.target.authHeaders(),
-    };
+    let auth: AuthHeaders;
+    try {
+      auth = await this.cfg.target.authHeaders();
+    } catch (err) {
+      this.cfg.log.warn({ err: (err as Error).message }, 'could not get upstream credentials');
+      throw new Error(CREDENTIALS_UNAVAILABLE);
+    }
+    return { injectsCredentials: this.cfg.target.injectsCredentials, auth };
   }
 
   /** The upstream SPDY upgrade for a rebuilt request offering `protocols` (§2.1). */
@@ -481,7 +511,7 @@ export class StreamHandler {
       upgrade: UPGRADE_SPDY,
       [HEADER_STREAM_PROTOCOL]: protocols,
     };
-    return dialUpgrade(this.cfg.target, 'POST', ctx.sr.pathAndQuery, headers, this.dialOpts());
+    return dialUpgrade(this.cfg.target, 'POST', ctx.sr.target, headers, this.dialOpts());
   }
 
   private dialOpts() {
@@ -505,14 +535,20 @@ export class StreamHandler {
     return name === undefined ? undefined : remoteCommandVersion(name);
   }
 
-  private acceptWebSocket(ctx: Ctx, protocol: string): Promise<WebSocket> {
-    return acceptWebSocket(
-      this.wss,
-      ctx.req,
-      ctx.socket,
-      ctx.head,
-      ctx.sr.client.offered.length > 0 ? protocol : '',
-    );
+  /** Accept the client's WebSocket; if the client left meanwhile, close the upstream side (`drop`) too. */
+  private async acceptWebSocket(ctx: Ctx, protocol: string, drop: () => void): Promise<WebSocket> {
+    try {
+      return await acceptWebSocket(
+        this.wss,
+        ctx.req,
+        ctx.socket,
+        ctx.head,
+        ctx.sr.client.offered.length > 0 ? protocol : '',
+      );
+    } catch {
+      drop();
+      throw new ClientGone();
+    }
   }
 
   private spdySession(socket: Duplex, role: 'client' | 'server', head: Buffer): SpdySession {
@@ -535,6 +571,31 @@ export class StreamHandler {
       this.cfg.active,
     );
   }
+}
+
+/** The client left while the shim waited on the upstream: nothing is left open for it. */
+class ClientGone extends Error {
+  constructor() {
+    super('client left before the session began');
+  }
+}
+
+/** True once the client's connection can no longer carry a session (a reset, or it was closed). */
+function clientLeft(socket: Duplex): boolean {
+  return socket.destroyed || !socket.writable;
+}
+
+/**
+ * A dial's result, if the client is still there to use it; else whatever the dial opened upstream
+ * is closed at once and the attempt stops (a reset during the upstream's answer holds nothing).
+ */
+function stillWanted<R extends UpgradeResult | WebSocketResult>(socket: Duplex, r: R): R {
+  if (!clientLeft(socket)) return r;
+  if (r.ok) {
+    if ('ws' in r) r.ws.terminate();
+    else r.socket.destroy();
+  }
+  throw new ClientGone();
 }
 
 interface Ctx {

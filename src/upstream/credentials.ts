@@ -20,16 +20,26 @@ import { readFile } from 'node:fs/promises';
 import type { RequestOptions } from 'node:https';
 import { type Cluster, KubeConfig, type User } from '@kubernetes/client-node';
 import { ExecAuth } from '@kubernetes/client-node/dist/exec_auth.js';
-import type { KubeconfigSelection } from './kubeconfig.js';
+import type { Impersonation, KubeconfigSelection } from './kubeconfig.js';
 
 export interface CredentialSource {
   /** What kind of credential, for logs (never the secret): `token`, `exec plugin aws`, … */
   readonly kind: string;
-  /** Headers for the next upstream request ({} when none). */
-  headers(): Promise<Record<string, string>>;
+  /** Headers for the next upstream request ({} when none); Impersonate-Group may repeat. */
+  headers(): Promise<AuthHeaders>;
   /** Forget cached credentials (the upstream answered 401): re-read files, re-run plugins. */
   invalidate(): void;
 }
+
+/** Credential headers; a header given several values (Impersonate-Group) is sent once per value. */
+export type AuthHeaders = Record<string, string | string[]>;
+
+/**
+ * What a client (or an unauthenticated probe) is told when credentials cannot be had: a plugin's
+ * message and stderr may hold anything, so they go to the shim's log only.
+ */
+export const CREDENTIALS_UNAVAILABLE =
+  "kubeshim could not get its upstream credentials (the shim's log says why)";
 
 /** kubectl re-reads a token file about once a minute (client-go's cached file token source). */
 export const TOKEN_FILE_REFRESH_MS = 60_000;
@@ -40,16 +50,42 @@ const MAX_STDERR_QUOTE = 1000;
 
 /** The credential source for the selected user; `server` is the effective upstream URL. */
 export function credentialSource(sel: KubeconfigSelection, server: URL): CredentialSource {
-  const { user } = sel;
-  const extra: Record<string, string> = {};
-  if (user.impersonateUser) extra['Impersonate-User'] = user.impersonateUser;
+  const extra = impersonationHeaders(sel.impersonate);
   const base = baseSource(sel, server);
   if (Object.keys(extra).length === 0) return base;
+  const who = sel.impersonate.user ?? `groups ${sel.impersonate.groups.join(',')}`;
   return {
-    kind: `${base.kind}, impersonating ${user.impersonateUser}`,
+    kind: `${base.kind}, impersonating ${who}`,
     headers: async () => ({ ...(await base.headers()), ...extra }),
     invalidate: () => base.invalidate(),
   };
+}
+
+/**
+ * The kubeconfig's `as`, `as-groups`, `as-uid`, `as-user-extra` as kubectl sends them:
+ * Impersonate-User, one Impersonate-Group per group, Impersonate-Uid, and
+ * Impersonate-Extra-<key> per extra (the key %-escaped where it is not a header token character).
+ */
+export function impersonationHeaders(imp: Impersonation): AuthHeaders {
+  const h: AuthHeaders = {};
+  if (imp.user) h['Impersonate-User'] = imp.user;
+  if (imp.groups.length > 0) h['Impersonate-Group'] = [...imp.groups];
+  if (imp.uid) h['Impersonate-Uid'] = imp.uid;
+  for (const [key, values] of Object.entries(imp.extra))
+    if (values.length > 0) h[`Impersonate-Extra-${headerKeyEscape(key)}`] = [...values];
+  return h;
+}
+
+/** RFC 7230 token characters, except `%` which starts an escape. */
+const TOKEN_CHAR = /^[!#$&'*+\-.^_`|~0-9A-Za-z]$/;
+
+function headerKeyEscape(key: string): string {
+  let out = '';
+  for (const byte of Buffer.from(key, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    out += TOKEN_CHAR.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }
 
 function baseSource(sel: KubeconfigSelection, server: URL): CredentialSource {
@@ -86,7 +122,7 @@ class TokenFileCredentials implements CredentialSource {
     this.readAt = Date.now();
   }
 
-  async headers(): Promise<Record<string, string>> {
+  async headers(): Promise<AuthHeaders> {
     if (Date.now() - this.readAt >= TOKEN_FILE_REFRESH_MS) {
       try {
         this.token = nonEmptyToken(await readFile(this.file, 'utf8'), this.file);
@@ -182,7 +218,7 @@ class ExecPluginCredentials implements CredentialSource {
     this.runAs = { ...user, exec: { ...exec, env } };
   }
 
-  async headers(): Promise<Record<string, string>> {
+  async headers(): Promise<AuthHeaders> {
     const c = this.cached;
     if (c && Date.now() < c.expiresAt) return { Authorization: `Bearer ${c.token}` };
     this.pending ??= this.run().finally(() => {
@@ -266,7 +302,7 @@ class AuthProviderCredentials implements CredentialSource {
     );
   }
 
-  async headers(): Promise<Record<string, string>> {
+  async headers(): Promise<AuthHeaders> {
     const opts: RequestOptions = {};
     await this.kc.applyToHTTPSOptions(opts);
     const auth = (opts.headers as Record<string, string> | undefined)?.Authorization;

@@ -9,6 +9,8 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
+import type { RequestTarget } from '../server/request-target.js';
+import { upstreamUrl } from './upstream-url.js';
 
 /** What the dialer needs of an upstream target (src/upstream/target.ts provides it). */
 export interface DialTarget {
@@ -41,24 +43,15 @@ export interface DialOptions {
 /** Refusal bodies are for error messages; gorilla keeps 1 KiB, client-go reads 64 KiB (§2.3). */
 const MAX_REFUSAL_BODY = 64 * 1024;
 
-/** Upstream URL for an API path: the target's own path prefix is kept. */
-export function upstreamUrl(target: DialTarget, pathAndQuery: string, websocket = false): URL {
-  const base = target.url;
-  const prefix = base.pathname.replace(/\/+$/, '');
-  const url = new URL(prefix + pathAndQuery, base);
-  if (websocket) url.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
-  return url;
-}
-
 /** Send an HTTP/1.1 upgrade request and hand back the upgraded socket, or the refusal. */
 export function dialUpgrade(
   target: DialTarget,
   method: string,
-  pathAndQuery: string,
+  path: RequestTarget | string,
   headers: OutgoingHttpHeaders,
   opts: DialOptions,
 ): Promise<UpgradeResult> {
-  const url = upstreamUrl(target, pathAndQuery);
+  const url = upstreamUrl(target.url, path);
   const request = url.protocol === 'https:' ? https.request : http.request;
   return new Promise((resolve, reject) => {
     const req = request(url, { method, headers, agent: target.agent });
@@ -102,12 +95,12 @@ export function dialUpgrade(
  */
 export function dialWebSocket(
   target: DialTarget,
-  pathAndQuery: string,
+  path: RequestTarget | string,
   protocols: string[],
   headers: OutgoingHttpHeaders,
   opts: DialOptions,
 ): Promise<WebSocketResult> {
-  const url = upstreamUrl(target, pathAndQuery, true);
+  const url = upstreamUrl(target.url, path, true);
   return new Promise((resolve, reject) => {
     let settled = false;
     let answered = '';

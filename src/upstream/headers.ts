@@ -1,9 +1,12 @@
 /**
  * Which client headers travel upstream. The client's identity (Authorization, impersonation,
  * User-Agent) passes on, unless the shim injects its own credentials: then the client's
- * Authorization is dropped and the target's goes on instead (docs/protocols.md §8.4).
+ * Authorization and impersonation headers are dropped and the target's go on instead
+ * (docs/protocols.md §8.4).
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { BEARER_SUBPROTOCOL, splitProtocolHeader } from '../k8s/protocols.js';
+import type { AuthHeaders } from './credentials.js';
 
 /** Headers that describe one hop, not the request (RFC 9110 §7.6.1), plus ones we set ourselves. */
 const HOP_BY_HOP = new Set([
@@ -23,11 +26,30 @@ function isIdentityHeader(name: string): boolean {
   return name === 'authorization' || name === 'user-agent' || name.startsWith('impersonate-');
 }
 
+/**
+ * When the shim lends its own identity, the client's Authorization, its bearer-token WebSocket
+ * subprotocol and every Impersonate-* header go: a client must not choose whom the shim's
+ * credentials act as, nor send its own identity beside them.
+ */
+export function dropClientIdentity(headers: IncomingHttpHeaders | OutgoingHttpHeaders): void {
+  for (const name of Object.keys(headers)) {
+    const lower = name.toLowerCase();
+    if (lower === 'authorization' || lower.startsWith('impersonate-')) delete headers[name];
+    else if (lower === 'sec-websocket-protocol') {
+      const kept = splitProtocolHeader(headers[name] as string | string[] | undefined).filter(
+        (p) => !p.startsWith(BEARER_SUBPROTOCOL),
+      );
+      if (kept.length > 0) headers[name] = kept.join(', ');
+      else delete headers[name];
+    }
+  }
+}
+
 export interface CredentialPolicy {
   /** The shim supplies credentials: drop the client's Authorization. */
   injectsCredentials: boolean;
   /** Headers of the shim's own credentials (may be empty). */
-  auth: Record<string, string>;
+  auth: AuthHeaders;
 }
 
 function forwardedFor(req: IncomingMessage): string {
@@ -37,7 +59,7 @@ function forwardedFor(req: IncomingMessage): string {
 }
 
 function withCredentials(headers: OutgoingHttpHeaders, policy: CredentialPolicy): OutgoingHttpHeaders {
-  if (policy.injectsCredentials) delete headers['authorization'];
+  if (policy.injectsCredentials) dropClientIdentity(headers);
   for (const [k, v] of Object.entries(policy.auth)) headers[k.toLowerCase()] = v;
   return headers;
 }

@@ -36,6 +36,27 @@ export interface KubeconfigSelection {
   user: User;
   /** Absolute `token-file` path of the user, which client-node would read only once. */
   tokenFile?: string;
+  /** The user's `as`, `as-groups`, `as-uid` and `as-user-extra` (client-node reads only `as`). */
+  impersonate: Impersonation;
+}
+
+export interface Impersonation {
+  user?: string;
+  groups: string[];
+  uid?: string;
+  extra: Record<string, string[]>;
+}
+
+/** The impersonation fields of a raw kubeconfig user, as kubectl reads them. */
+function impersonation(user: Record<string, unknown> | undefined): Impersonation {
+  const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+  const strings = (v: unknown) =>
+    Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  const extra: Record<string, string[]> = {};
+  const rawExtra = user?.['as-user-extra'];
+  if (rawExtra && typeof rawExtra === 'object')
+    for (const [k, v] of Object.entries(rawExtra as Record<string, unknown>)) extra[k] = strings(v);
+  return { user: str(user?.['as']), groups: strings(user?.['as-groups']), uid: str(user?.['as-uid']), extra };
 }
 
 type Named = { name?: unknown; [k: string]: unknown };
@@ -85,8 +106,10 @@ export function loadKubeconfig(
   // The token file is kept from client-node, which would read it once, relative to the working
   // directory. kubectl's field is `tokenFile`; client-node reads `token-file`: both are taken.
   const tokenFiles = new Map<string, string>();
+  const impersonations = new Map<string, Impersonation>();
   for (const u of merged.users) {
     const user = u.user as Record<string, unknown> | undefined;
+    impersonations.set(String(u.name), impersonation(user));
     const file = user?.['tokenFile'] ?? user?.['token-file'];
     if (user && typeof file === 'string') {
       tokenFiles.set(String(u.name), file);
@@ -118,7 +141,16 @@ export function loadKubeconfig(
     if (!found) throw new Error(`user "${context.user}" of context "${contextName}" is not in ${where}`);
     user = found;
   }
-  return { files, kc, contextName, context, cluster, user, tokenFile: tokenFiles.get(user.name) };
+  return {
+    files,
+    kc,
+    contextName,
+    context,
+    cluster,
+    user,
+    tokenFile: tokenFiles.get(user.name),
+    impersonate: impersonations.get(user.name) ?? impersonation(undefined),
+  };
 }
 
 /** True when the user entry authenticates by itself: the shim then injects its credentials. */

@@ -17,7 +17,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
-import { type CredentialSource, credentialSource } from './credentials.js';
+import { type AuthHeaders, type CredentialSource, credentialSource } from './credentials.js';
 import { type KubeconfigSelection, loadKubeconfig, userHasCredentials } from './kubeconfig.js';
 
 export interface UpstreamTarget {
@@ -37,7 +37,7 @@ export interface UpstreamTarget {
    * Impersonate-User from the kubeconfig's `as`. Resolves {} when the shim injects nothing. Rejects
    * with a sentence when a plugin fails.
    */
-  authHeaders(): Promise<Record<string, string>>;
+  authHeaders(): Promise<AuthHeaders>;
   /**
    * Forget cached credentials, as client-go does when the upstream answers 401: the next
    * authHeaders() re-reads the token file or re-runs the exec plugin. (Addition to the brief.)
@@ -52,6 +52,11 @@ export interface UpstreamTarget {
   readonly injectsCredentials: boolean;
   /** One line for logs: server URL, context name, auth kind, proxy (never a secret). */
   describe(): string;
+  /**
+   * Whose identity the shim lends, for the `listening` line: `injected from context "X" (auth: …)`
+   * or `pass-through` (each client's own credentials go upstream).
+   */
+  readonly credentials: string;
 }
 
 export interface TargetOptions {
@@ -96,10 +101,14 @@ function kubeconfigTarget(
 ): UpstreamTarget {
   const proxy = sel.cluster.proxyUrl ? `, via proxy ${withoutUserinfo(sel.cluster.proxyUrl)}` : '';
   const line = `${url.href} (context "${sel.contextName}", auth: ${creds.kind}${proxy})`;
+  const injects = userHasCredentials(sel);
   return {
     url,
     agent,
-    injectsCredentials: userHasCredentials(sel),
+    injectsCredentials: injects,
+    credentials: injects
+      ? `injected from context "${sel.contextName}" (auth: ${creds.kind})`
+      : 'pass-through',
     authHeaders: () => creds.headers(),
     invalidateCredentials: () => creds.invalidate(),
     describe: () => line,
@@ -115,6 +124,7 @@ function passThroughTarget(url: URL): UpstreamTarget {
     url,
     agent,
     injectsCredentials: false,
+    credentials: 'pass-through',
     authHeaders: async () => ({}),
     invalidateCredentials: () => {},
     describe: () => line,
@@ -131,6 +141,11 @@ function serverUrl(value: string, what: string): URL {
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:')
     throw new Error(`${what} must be an http:// or https:// URL (got ${url.protocol}//)`);
+  // a URL is logged and shown: credentials belong in a kubeconfig user (username/password, token)
+  if (url.username !== '' || url.password !== '')
+    throw new Error(
+      `${what} carries a user name or password: put credentials in a kubeconfig user instead (the URL is logged)`,
+    );
   return url;
 }
 

@@ -14,13 +14,13 @@ import {
   acceptedHosts,
   checkListenerSecurity,
   DEFAULT_ACCEPT_HOSTS,
-  decodedPath,
   hostOf,
   parsePatterns,
 } from '../../src/server/access.js';
 import { classifyUpgrade, execStreams } from '../../src/server/classify.js';
 import { formatDuration, parseCount, parseDuration } from '../../src/server/limits.js';
 import { parseListen } from '../../src/server/listen-address.js';
+import { parseRequestTarget } from '../../src/server/request-target.js';
 import { mutated } from '../fixtures/mutate.js';
 import { recordedSessions } from '../fixtures/sessions.js';
 
@@ -48,6 +48,12 @@ const anyHeaderValue = fc.oneof(
   fc.array(fc.string({ maxLength: 40 }), { maxLength: 4 }),
 );
 
+/** Classify as the listener does: only a target that parses canonically gets that far. */
+function classify(req: IncomingMessage) {
+  const parsed = parseRequestTarget(req.url);
+  return parsed.ok ? classifyUpgrade(req, parsed.target) : undefined;
+}
+
 function fakeRequest(url: string, headers: Record<string, string | string[] | undefined>) {
   return { method: 'GET', url, headers, socket: {} } as unknown as IncomingMessage;
 }
@@ -72,7 +78,7 @@ test('classifyUpgrade: random paths and headers give a stream request or undefin
       anyHeaderValue,
       anyHeaderValue,
       (url, up, conn, ws, xs) => {
-        const sr = classifyUpgrade(
+        const sr = classify(
           fakeRequest(url, {
             upgrade: up,
             connection: conn,
@@ -94,11 +100,11 @@ test('classifyUpgrade: random paths and headers give a stream request or undefin
 test('classifyUpgrade on mutated kubectl request heads: a value or undefined', () => {
   for (const s of recordedSessions()) {
     const base = Buffer.from(s.request, 'latin1');
-    assert.ok(classifyUpgrade(parseHead(s.request)!), `${s.name} classifies`);
+    assert.ok(classify(parseHead(s.request)!), `${s.name} classifies`);
     fc.assert(
       fc.property(mutated(base), (bytes) => {
         const req = parseHead(bytes.toString('latin1'));
-        if (req) classifyUpgrade(req);
+        if (req) classify(req);
       }),
       { numRuns: 400 },
     );
@@ -147,7 +153,7 @@ const hosts = acceptedHosts(parsePatterns('--accept-hosts', DEFAULT_ACCEPT_HOSTS
 test('Host and Origin: only the allowed names pass, with any port; everything else is a 403', () => {
   const access = new AccessControl({ acceptHosts: hosts, acceptPaths: [/^.*/], rejectPaths: [] });
   const check = (headers: Record<string, string | undefined>) =>
-    access.check(fakeRequest('/api/v1/pods', headers));
+    access.check(fakeRequest('/api/v1/pods', headers), '/api/v1/pods');
   for (const h of ['127.0.0.1:8001', 'localhost', 'LOCALHOST:1', '[::1]:8001', '[::1]', '127.0.0.1'])
     assert.equal(check({ host: h }), undefined, h);
   for (const h of ['evil.example', 'evil.example:8001', '127.0.0.1.evil.example', '127.0.0.2', '', 'a b'])
@@ -167,28 +173,49 @@ test('Host and Origin: only the allowed names pass, with any port; everything el
   );
 });
 
+test('--accept-hosts patterns match whole host names, unlike kubectl proxy', () => {
+  const access = new AccessControl({
+    acceptHosts: parsePatterns('--accept-hosts', 'shim\\.example\\.com,^10\\.0\\.0\\.\\d+'),
+    acceptPaths: [/^.*/],
+    rejectPaths: [],
+  });
+  const check = (host: string, origin?: string) =>
+    access.check(fakeRequest('/api', { host, origin }), '/api')?.status;
+  assert.equal(check('shim.example.com:8443'), undefined);
+  assert.equal(check('SHIM.example.com'), undefined, 'the Host is compared lowercased');
+  assert.equal(check('shim.example.com.evil.net'), 403);
+  assert.equal(check('evil-shim.example.com'), 403);
+  assert.equal(check('10.0.0.7'), undefined);
+  assert.equal(check('10.0.0.7.evil.net'), 403);
+  assert.equal(check('shim.example.com', 'https://shim.example.com.evil.net'), 403);
+});
+
 test('token: only the exact bearer token passes, by header or subprotocol, and it is removed from the request', () => {
   const token = 'listener-secret-0123456789';
   const access = new AccessControl({ acceptHosts: hosts, acceptPaths: [/^.*/], rejectPaths: [] });
   const guarded = new AccessControl({ acceptHosts: hosts, acceptPaths: [/^.*/], rejectPaths: [], token });
   const sub = (t: string) => `base64url.bearer.authorization.k8s.io.${Buffer.from(t).toString('base64url')}`;
   const ok = fakeRequest('/api', { host: 'localhost', authorization: `Bearer ${token}` });
-  assert.equal(guarded.check(ok), undefined);
+  assert.equal(guarded.check(ok, '/api'), undefined);
   assert.equal(ok.headers.authorization, undefined, 'never forwarded');
   const ws = fakeRequest('/api', {
     host: 'localhost',
     'sec-websocket-protocol': `v5.channel.k8s.io, ${sub(token)}`,
   });
-  assert.equal(guarded.check(ws), undefined);
+  assert.equal(guarded.check(ws, '/api'), undefined);
   assert.equal(ws.headers['sec-websocket-protocol'], 'v5.channel.k8s.io');
-  assert.equal(access.check(fakeRequest('/api', { host: 'localhost' })), undefined, 'no token configured');
+  assert.equal(
+    access.check(fakeRequest('/api', { host: 'localhost' }), '/api'),
+    undefined,
+    'no token configured',
+  );
   fc.assert(
     fc.property(
       fc.string({ maxLength: 40 }),
       fc.constantFrom('Bearer ', 'bearer ', 'Basic ', ''),
       (t, scheme) => {
         const req = fakeRequest('/api', { host: 'localhost', authorization: scheme + t });
-        const d = guarded.check(req);
+        const d = guarded.check(req, '/api');
         const exact = scheme.toLowerCase() === 'bearer ' && t.trim() === token;
         assert.equal(d === undefined, exact);
         if (d) assert.equal(d.status, 401);
@@ -199,26 +226,34 @@ test('token: only the exact bearer token passes, by header or subprotocol, and i
   );
 });
 
-test('paths: decoded before matching, so %-escapes cannot dodge a reject pattern; malformed paths are refused', () => {
+test('paths: judged in canonical form, so %-escapes, dot segments and // cannot dodge a reject pattern; malformed targets get 400', () => {
   const access = new AccessControl({
     acceptHosts: hosts,
     acceptPaths: parsePatterns('--accept-paths', '^/api'),
     rejectPaths: parsePatterns('--reject-paths', '^/api/.*/pods/.*/exec'),
   });
-  const check = (url: string) => access.check(fakeRequest(url, { host: 'localhost' }))?.status;
+  const check = (url: string) => {
+    const parsed = parseRequestTarget(url);
+    if (!parsed.ok) return 400;
+    return access.check(fakeRequest(url, { host: 'localhost' }), parsed.target.path)?.status;
+  };
   assert.equal(check('/api/v1/namespaces/a/pods/b/attach'), undefined);
   assert.equal(check('/api/v1/namespaces/a/pods/b/exec?command=sh'), 403);
   assert.equal(check('/api/v1/namespaces/a/pods/b/%65xec'), 403);
   assert.equal(check('/api/v1/namespaces/a/pods/x/../b/exec'), 403);
   assert.equal(check('/apis/x'), undefined);
   assert.equal(check('/healthz'), 403);
-  assert.equal(check('/api/%E0'), 403);
+  assert.equal(check('/api/v1/namespaces/a/pods//b///exec'), 403);
+  assert.equal(check('/api/v1/namespaces/a/pods/b/./exec/'), 403);
+  assert.equal(check('//api/v1/namespaces/a/pods/b/exec'), 400);
+  assert.equal(check('/api/v1/namespaces/a/pods/b%2Fexec'), 400);
+  assert.equal(check('/api/%E'), 400);
   fc.assert(
     fc.property(fc.string({ maxLength: 80 }), (url) => {
       const status = check(url);
-      const path = decodedPath(url);
-      if (path === undefined) assert.equal(status, 403);
-      else if (/^\/api\/.*\/pods\/.*\/exec/.test(path)) assert.equal(status, 403);
+      const parsed = parseRequestTarget(url);
+      if (!parsed.ok) assert.equal(status, 400);
+      else if (/^\/api\/.*\/pods\/.*\/exec/.test(parsed.target.path)) assert.equal(status, 403);
     }),
     { numRuns: 3000 },
   );

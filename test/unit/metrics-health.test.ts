@@ -141,20 +141,17 @@ test('401: not ready when the shim injects credentials; ready in the pass-throug
   assert.equal(up.seen.at(-1)?.authorization, undefined, 'the pass-through probe carries no credentials');
 });
 
-test('an unreachable or silent upstream gives 503 with the reason', async () => {
+test('an unreachable or silent upstream gives 503 with what failed, not the address or the error text', async () => {
   const port = await freePort();
   const dead = await healthServer(await tokenTarget(`http://127.0.0.1:${port}`));
   const r = await dead.call('/readyz');
   assert.equal(r.status, 503);
-  assert.match(
-    r.body,
-    new RegExp(`^upstream http://127\\.0\\.0\\.1:${port} unreachable: .*ECONNREFUSED.*\\n$`),
-  );
+  assert.equal(r.body, 'upstream unreachable (ECONNREFUSED)\n');
 
   const up = await upstream({ '/readyz': 'hang' });
   const silent = await healthServer(await tokenTarget(up.url), { timeoutMs: 200 });
   const started = Date.now();
-  assert.match((await silent.call('/readyz')).body, /unreachable: no answer within 200 ms/);
+  assert.equal((await silent.call('/readyz')).body, 'upstream unreachable (ETIMEDOUT)\n');
   assert.ok(Date.now() - started < 2000);
 });
 

@@ -261,3 +261,26 @@ test('basic auth and impersonation from the kubeconfig user', async () => {
   assert.match(target.describe(), /auth: basic, impersonating jane/);
   assert.ok(!target.describe().includes('pw'));
 });
+
+test('as, as-groups, as-uid and as-user-extra become the Impersonate-* headers kubectl sends', async () => {
+  const target = await targetFor({
+    token: 'tok',
+    as: 'jane',
+    'as-groups': ['devs', 'system:authenticated'],
+    'as-uid': '1234',
+    'as-user-extra': { 'example.com/scopes': ['view', 'edit'], 'a b%': ['x'] },
+  });
+  assert.deepEqual(await target.authHeaders(), {
+    Authorization: 'Bearer tok',
+    'Impersonate-User': 'jane',
+    'Impersonate-Group': ['devs', 'system:authenticated'],
+    'Impersonate-Uid': '1234',
+    'Impersonate-Extra-example.com%2Fscopes': ['view', 'edit'],
+    'Impersonate-Extra-a%20b%25': ['x'],
+  });
+  const groupsOnly = await targetFor({ token: 'tok', 'as-groups': ['ops'] });
+  assert.deepEqual(await groupsOnly.authHeaders(), {
+    Authorization: 'Bearer tok',
+    'Impersonate-Group': ['ops'],
+  });
+});
