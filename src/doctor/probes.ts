@@ -82,7 +82,7 @@ export const PROBE_LABELS: Record<Exclude<ProbeId, 'discovery'>, string> = {
 };
 
 /** GET /version and /api, as kubectl's discovery does first. */
-export async function probeDiscovery(ctx: ProbeContext): Promise<ProbeResult> {
+export async function probeDiscovery(ctx: Pick<ProbeContext, 'target' | 'timeoutMs'>): Promise<ProbeResult> {
   const base = {
     id: 'discovery' as const,
     subresource: 'discovery' as const,
@@ -344,7 +344,7 @@ async function pingReading(
   }
 }
 
-async function requestHeaders(ctx: ProbeContext): Promise<OutgoingHttpHeaders> {
+async function requestHeaders(ctx: Pick<ProbeContext, 'target'>): Promise<OutgoingHttpHeaders> {
   return { ...(await ctx.target.authHeaders()), 'user-agent': USER_AGENT };
 }
 
