@@ -8,7 +8,7 @@ import {
 } from '../command-line.js';
 import { parsePositiveDuration } from '../server/limits.js';
 import { runDoctor } from './doctor.js';
-import { renderJson, renderTable } from './report.js';
+import { renderJson, renderTable, wantsColour } from './report.js';
 
 const USAGE = `Usage: kubeshim doctor [flags]
 
@@ -100,6 +100,8 @@ export async function doctorCommand(argv: string[]): Promise<number> {
     return reportFailure('doctor', err);
   }
   const { output } = parsed;
-  process.stdout.write(output === 'json' ? renderJson(report) : renderTable(report));
+  process.stdout.write(
+    output === 'json' ? renderJson(report) : renderTable(report, wantsColour(process.stdout, process.env)),
+  );
   return report.ok ? 0 : 1;
 }

@@ -34,6 +34,7 @@ import {
   type UpgradeMetricsSink,
   type UpstreamMode,
 } from './stream-handler.js';
+import { VIA, VIA_LINE } from './via.js';
 
 /** A handler for the shim's own endpoints; answers true when it took the request. */
 export type LocalEndpoint = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -121,6 +122,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     );
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader('Via', VIA); // a proxied answer replaces it with the upstream's Via plus ours
     for (const probe of probes) if (probe(req, res)) return;
     const denial = access.check(req);
     if (denial) {
@@ -201,7 +203,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     }
     const body = encodeStatus(apiStatus(status, reason, `malformed request: ${err.message}`));
     socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n${VIA_LINE}Connection: close\r\n\r\n${body}`,
     );
   });
   server.on('tlsClientError', (err: Error) => log.info({ err: err.message }, 'TLS handshake failed'));

@@ -10,6 +10,7 @@ import httpProxy from 'http-proxy';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
 import type { StreamTarget } from './stream-handler.js';
+import { appendVia } from './via.js';
 
 export type PlainHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -31,6 +32,7 @@ export function createPlainProxy(target: StreamTarget, log: Logger, responseTime
     proxyReq.once('close', () => clearTimeout(timer));
   });
   proxy.on('proxyRes', (upstreamRes) => {
+    upstreamRes.headers['via'] = appendVia(upstreamRes.headers['via']);
     if (upstreamRes.statusCode === 401 && target.injectsCredentials) target.invalidateCredentials?.();
   });
   proxy.on('error', (err, req, res) => {

@@ -167,7 +167,9 @@ describe('idle forwards (opened first)', () => {
   test('one forward per cell, all at once, each echoes once', async () => {
     for (const generation of GENERATIONS) {
       for (const client of clientsFor(generation)) {
-        const local = await freePort();
+        // distinct ports: freePort may hand back a port an earlier forward here has not bound yet
+        let local = await freePort();
+        while (idle.some((c) => c.local === local)) local = await freePort();
         const pf = startKubectl(client.version, ['port-forward', 'demo', `${local}:8080`], {
           env: cluster(generation).statsKube.env,
           extraEnv: client.extraEnv,
