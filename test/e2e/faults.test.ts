@@ -406,7 +406,7 @@ describe('the idle timeout (--idle-timeout)', () => {
     const message = status.kind === 'failure' ? status.message : '';
     assert.match(
       message,
-      /^kubeshim ended the session: no data in either direction for 300 ms \(--idle-timeout\)$/,
+      /kubeshim ended the session: no data in either direction for 300 ms \(--idle-timeout\)$/,
     );
     assert.doesNotMatch(message, /upstream connection failed/);
   });
