@@ -79,6 +79,7 @@ export function renderTable(report: DoctorReport, colour = false): string {
 
   if (report.idle) {
     out.push('', `Quiet for ${report.idle.seconds} s, with no pings from here:`);
+    if (report.idle.results.length === 0) out.push('  nothing held: no path passed');
     out.push(
       ...columns(
         report.idle.results.map((r) => [
@@ -126,6 +127,7 @@ export function renderJson(report: DoctorReport): string {
 
 /** Left-aligned columns two spaces apart; the last column is not padded; colour takes no width. */
 function columns(rows: string[][]): string[] {
+  if (rows.length === 0) return [];
   // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour sequences
   const width = (cell: string) => cell.replace(/\x1b\[\d+m/g, '').length;
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => width(r[i] ?? ''))));

@@ -156,7 +156,7 @@ describe('serve', () => {
         () => shim.lines().find((l) => l['level'] === 40 && /upstream/.test(String(l['msg']))),
         15_000,
       );
-      assert.match(String(warning['msg']), /ECONNREFUSED.*run 'kubeshim doctor'/);
+      assert.match(String(warning['msg']), /nothing listens at 127\.0\.0\.1:1 .*run 'kubeshim doctor'/);
       assert.equal(shim.child.exitCode, null, 'not fatal: still serving');
     } finally {
       assert.equal(await shim.stop(), 0);
