@@ -11,7 +11,7 @@ import {
   UsageError,
 } from '../command-line.js';
 import { createLogger } from '../observe/logger.js';
-import { checkListenerSecurity, DEFAULT_ACCEPT_HOSTS, parsePatterns } from './access.js';
+import { DEFAULT_ACCEPT_HOSTS, parsePatterns } from './access.js';
 import {
   DEFAULT_LIMITS,
   formatDuration,
@@ -22,7 +22,6 @@ import {
 import { parseListen } from './listen-address.js';
 import { type ServeConfig, startServing } from './serve.js';
 import type { UpstreamMode } from './stream-handler.js';
-import { checkListenerTls } from './tls-files.js';
 import { checkUpstream } from './upstream-check.js';
 
 const USAGE = `Usage: kubeshim serve [flags]
@@ -170,16 +169,6 @@ async function serve(argv: string[]): Promise<number> {
   // unset limits fall back to the defaults
   config.limits = Object.fromEntries(Object.entries(config.limits ?? {}).filter(([, v]) => v !== undefined));
   checkKubeconfigFlag(config.kubeconfig);
-  // who may reach the listener is decided before its files are looked at (startServing checks it too)
-  checkListenerSecurity({
-    host: config.listen.host,
-    tls: config.tlsCert !== undefined,
-    clientCa: config.clientCa !== undefined,
-    token: config.tokenFile !== undefined,
-    insecureListenAnywhere: config.insecureListenAnywhere === true,
-  });
-  if (config.tlsCert !== undefined && config.tlsKey !== undefined)
-    checkListenerTls(config.tlsCert, config.tlsKey, config.clientCa);
   const log = createLogger({ level: logLevel });
   const serving = await startServing({ ...config, log }).catch((err: NodeJS.ErrnoException) => {
     throw new Error(listenProblem(err, config.listen) ?? err.message);

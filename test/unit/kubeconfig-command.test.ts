@@ -87,6 +87,20 @@ async function run(argv: string[], env: NodeJS.ProcessEnv = { HOME: join(dir, 'e
   return { code, out, err };
 }
 
+/** An https server with the shim's certificate that answers /version and notes each Authorization. */
+async function versionServer(seen: (string | undefined)[]): Promise<https.Server> {
+  const server = https.createServer(
+    { cert: await readFile(join(pki, 'server.crt')), key: await readFile(join(pki, 'server.key')) },
+    (req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"major":"1","minor":"30","gitVersion":"v1.30.0"}');
+    },
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return server;
+}
+
 function parsed(yaml: string): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromString(yaml);
@@ -123,15 +137,7 @@ test('default: http://127.0.0.1:8001, the source context and namespace, and no s
 
 test('--tls-cert and --ca: https with the CA embedded; a real kubectl trusts the shim and sends no credentials', async () => {
   const seen: (string | undefined)[] = [];
-  const server = https.createServer(
-    { cert: await readFile(join(pki, 'server.crt')), key: await readFile(join(pki, 'server.key')) },
-    (req, res) => {
-      seen.push(req.headers.authorization);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{"major":"1","minor":"30","gitVersion":"v1.30.0"}');
-    },
-  );
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const server = await versionServer(seen);
   try {
     const port = (server.address() as AddressInfo).port;
     const out = join(dir, 'shim.kubeconfig');
@@ -260,15 +266,7 @@ test('--token-file: the user holds the listener token; a real kubectl sends it w
   const tokenFile = join(dir, 'listener.token');
   await writeFile(tokenFile, 'listener-token-1234\n');
   const seen: (string | undefined)[] = [];
-  const server = https.createServer(
-    { cert: await readFile(join(pki, 'server.crt')), key: await readFile(join(pki, 'server.key')) },
-    (req, res) => {
-      seen.push(req.headers.authorization);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{"major":"1","minor":"30","gitVersion":"v1.30.0"}');
-    },
-  );
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const server = await versionServer(seen);
   try {
     const port = (server.address() as AddressInfo).port;
     const out = join(dir, 'token.kubeconfig');
