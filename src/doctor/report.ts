@@ -128,7 +128,6 @@ export function renderJson(report: DoctorReport): string {
 /** Left-aligned columns two spaces apart; the last column is not padded; colour takes no width. */
 function columns(rows: string[][]): string[] {
   if (rows.length === 0) return [];
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour sequences
   const width = (cell: string) => cell.replace(/\x1b\[\d+m/g, '').length;
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => width(r[i] ?? ''))));
   return rows.map(
