@@ -39,7 +39,9 @@ trap 'exit 130' INT TERM
 say() { printf '\n== %s\n' "$*"; }
 
 # The shims must not pick up a kubeconfig of the user's: each gets this empty HOME and --upstream.
-run_kubeshim() { env -u KUBECONFIG HOME="$TMP" "${KUBESHIM[@]}" "$@"; }
+# `exec`: a function run with & is a subshell; exec makes $! the shim's own process, which cleanup
+# then stops (killing only the subshell would leave the shim running after the script ends).
+run_kubeshim() { exec env -u KUBECONFIG HOME="$TMP" "${KUBESHIM[@]}" "$@"; }
 
 # wait_for FILE PATTERN WHAT: the first line of FILE matching PATTERN, within 20 s.
 wait_for() {
@@ -88,8 +90,8 @@ run_kubeshim serve --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$NGINX_PORT
 PIDS+=($!)
 SHIM_A=$(url_of "$(wait_for "$TMP/shim-a.log" '"msg":"listening"' 'kubeshim A')")
 echo "   kubeshim A  $SHIM_A"
-run_kubeshim kubeconfig --upstream "http://127.0.0.1:$NGINX_PORT" --listen "${SHIM_A#http://}" \
-  --output "$TMP/kubeconfig" 2>/dev/null
+(run_kubeshim kubeconfig --upstream "http://127.0.0.1:$NGINX_PORT" --listen "${SHIM_A#http://}" \
+  --output "$TMP/kubeconfig" 2>/dev/null)
 
 VERSION=$("$KUBECTL" version --client -o json 2>/dev/null | sed -n 's/.*"gitVersion": "\([^"]*\)".*/\1/p')
 say "5. kubectl $VERSION exec through all of it, speaking SPDY"
@@ -127,3 +129,4 @@ if [ "${KEEP:-}" = 1 ]; then
   echo "   Ctrl-C here stops everything."
   wait
 fi
+# cleanup (the EXIT trap) stops every process started here, also on Ctrl-C or SIGTERM

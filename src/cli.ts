@@ -5,6 +5,7 @@
  */
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
+import { reportFailure, UsageError } from './command-line.js';
 
 // Installed as `kubectl-shim` too, which kubectl runs as `kubectl shim`: the usage names the command
 // the way it was typed.
@@ -13,7 +14,7 @@ const NAME = basename(process.argv[1] ?? '').startsWith('kubectl-shim') ? 'kubec
 const USAGE = `kubeshim — WebSocket ⇄ SPDY translating proxy for kubectl exec, attach, cp and port-forward
 
 Usage:
-  ${NAME} serve       [--listen HOST:PORT] [--upstream URL] [--kubeconfig PATH] [--context NAME]
+  ${NAME} serve       [--listen HOST:PORT|PORT] [--upstream URL] [--kubeconfig PATH] [--context NAME]
                        [--upstream-protocol auto|spdy|websocket] [--tls-cert FILE --tls-key FILE]
                        [--log-level LEVEL]
   ${NAME} demo        the embedded demo: an emulated cluster with the shim in front of it
@@ -44,24 +45,16 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command === undefined && argv.length === 0 ? 2 : 0;
   }
-  if (!(command in COMMANDS)) {
-    process.stderr.write(`kubeshim: unknown command '${command}'\n\n${USAGE}`);
-    return 2;
-  }
-  const handler = COMMANDS[command];
-  if (handler === undefined) {
-    process.stderr.write(`kubeshim: '${command}' is not built yet\n`);
-    return 2;
-  }
-  return handler(argv.slice(1));
+  const handler = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (handler === undefined)
+    return reportFailure(
+      '',
+      new UsageError(`unknown command '${command}' (commands: ${Object.keys(COMMANDS).join(', ')}, version)`),
+    );
+  // each command reports its own failures; this catches what escapes one, in the same voice
+  return handler(argv.slice(1)).catch((err: unknown) => reportFailure(command, err));
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`kubeshim: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

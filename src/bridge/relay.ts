@@ -6,7 +6,7 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { batchWrites, congested } from '../io/write-batch.js';
-import type { SessionRecord } from './session-record.js';
+import { SessionAborted, type SessionRecord } from './session-record.js';
 
 export interface RelayEnds {
   client: Duplex;
@@ -35,7 +35,7 @@ export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks 
   const { client, upstream } = ends;
   // ended early: drop the upstream; the client learns it the way its protocol can (a status guard
   // writes a Failure status for SPDY exec, WebSocket clients see the connection end abnormally)
-  record.onAbort((reason) => upstream.destroy(new Error(reason)));
+  record.onAbort((reason) => upstream.destroy(new SessionAborted(reason)));
   return new Promise((resolve) => {
     let reason: string | undefined;
     let closed = 0;
@@ -80,7 +80,10 @@ export function relay(ends: RelayEnds, record: SessionRecord, hooks: RelayHooks 
       upstream.destroy();
     });
     upstream.once('error', (err: Error) => {
-      settle(`upstream connection failed: ${err.message}`, 'error');
+      settle(
+        err instanceof SessionAborted ? err.message : `upstream connection failed: ${err.message}`,
+        'error',
+      );
       upstreamDone(err);
       client.end();
     });

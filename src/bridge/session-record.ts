@@ -76,6 +76,9 @@ export class ActiveSessions {
   }
 }
 
+/** What ends a relayed session that kubeshim aborted: its message is the reason the client is told. */
+export class SessionAborted extends Error {}
+
 export class SessionRecord {
   private readonly started = performance.now();
   /** Payload bytes from the client toward the upstream. */

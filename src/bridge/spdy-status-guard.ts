@@ -14,7 +14,7 @@ import { GoAwayStatus, RstStatus } from '../spdy/constants.js';
 import { type FrameHandler, FrameParser } from '../spdy/frame-parser.js';
 import { dataFrameHeader, goAwayFrame, rstStreamFrame } from '../spdy/frame-writer.js';
 import { HeaderDecompressor, type HeaderMap } from '../spdy/header-block.js';
-import type { SessionRecord } from './session-record.js';
+import { SessionAborted, type SessionRecord } from './session-record.js';
 
 const LIMITS = { maxControlFrameSize: 1024 * 1024 };
 /** Padding a truncated DATA frame is worth it only when little is missing. */
@@ -119,9 +119,13 @@ export class SpdyStatusGuard {
       this.log.warn('upstream ended mid-frame without a status; the client sees a closed connection');
       return;
     }
-    const why = error
-      ? `the upstream connection failed: ${error.message}`
-      : 'the upstream ended the session without a status';
+    // kubeshim's own reason (--idle-timeout, shutdown) is told as it is, not as an upstream failure
+    const why =
+      error instanceof SessionAborted
+        ? error.message
+        : error
+          ? `the upstream connection failed: ${error.message}`
+          : 'the upstream ended the session without a status';
     const c = this.client;
     c.cork();
     if (position > 0) c.write(Buffer.alloc(position)); // complete the frame the upstream cut short

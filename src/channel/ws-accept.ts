@@ -13,8 +13,11 @@ import { type WebSocket, WebSocketServer } from 'ws';
 /** The subprotocol each pending handshake answers with. */
 const chosen = new WeakMap<IncomingMessage, string>();
 
-/** A handshake-only server: no compression (kubectl offers none), x/net's 32 MiB frame limit. */
-export function createWebSocketServer(): WebSocketServer {
+/**
+ * A handshake-only server: no compression (kubectl offers none), x/net's 32 MiB frame limit.
+ * `extraHeaders`: header lines added to every 101 it writes.
+ */
+export function createWebSocketServer(extraHeaders: string[] = []): WebSocketServer {
   const wss = new WebSocketServer({
     noServer: true,
     clientTracking: false,
@@ -25,6 +28,7 @@ export function createWebSocketServer(): WebSocketServer {
   wss.on('headers', (headers: string[], req: IncomingMessage) => {
     const protocol = chosen.get(req);
     if (protocol) headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
+    headers.push(...extraHeaders);
   });
   return wss;
 }

@@ -25,13 +25,21 @@ export interface Reading {
   why?: string;
 }
 
-/** Read a non-101 answer. `podNamed`: the probe asked for a pod the user said exists. */
+/** The pod a probe asked for; `named`: the user said it exists. */
+export interface AskedPod {
+  name: string;
+  namespace: string;
+  named: boolean;
+}
+
+/** Read a non-101 answer. */
 export function readRefusal(
   transport: Transport,
   subresource: StreamSubresource,
   refusal: Refusal,
-  podNamed: boolean,
+  pod: AskedPod,
 ): Reading {
+  const podNamed = pod.named;
   const code = refusal.statusCode;
   const status = apiStatusOf(refusal.body);
   const protocolName = transport === 'spdy' ? 'SPDY' : 'WebSocket';
@@ -60,6 +68,12 @@ export function readRefusal(
         verdict: 'fail',
         answer,
         why: `the API server saw a plain request: a hop between here and it dropped the Upgrade and Connection headers (it does not carry ${protocolName} upgrades)`,
+      };
+    if (code === 404 && podNamed && status.reason === 'NotFound')
+      return {
+        verdict: 'fail',
+        answer: `404 pod "${pod.name}" not found`,
+        why: `pod ${pod.name} not found in namespace ${pod.namespace} (use -n)`,
       };
     if (code === 404 && !podNamed)
       return {
@@ -139,8 +153,27 @@ export function readSpdyUpgrade(
 }
 
 /** An error thrown before any answer: the connection, TLS, silence, or a broken WebSocket handshake. */
-export function readDialError(err: Error, timeoutMs: number): Reading {
+export function readDialError(err: Error & { code?: string }, timeoutMs: number, url: URL): Reading {
   const message = oneLine(err.message);
+  const at = `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`;
+  if (err.code === 'ECONNREFUSED')
+    return {
+      verdict: 'fail',
+      answer: `nothing listens at ${at}`,
+      why: 'the connection was refused: is the API server (or the next hop) running, and is this its address and port?',
+    };
+  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN')
+    return {
+      verdict: 'fail',
+      answer: `no such host ${url.hostname}`,
+      why: 'the name does not resolve from here: check the server address (or DNS)',
+    };
+  if (url.protocol === 'https:' && /wrong version number|packet length too long|http request/i.test(message))
+    return {
+      verdict: 'fail',
+      answer: `${at} answers in plain HTTP, not TLS`,
+      why: `https:// was given for a plain-HTTP port: use ${withScheme(url, 'http:')}`,
+    };
   // dial.ts's own timeout, and ws's
   if (/did not answer|handshake has timed out/i.test(message))
     return {
@@ -161,6 +194,26 @@ export function readDialError(err: Error, timeoutMs: number): Reading {
   };
 }
 
+/** The reading for an http:// URL whose port speaks TLS (found by scheme.ts). */
+export function plainToTls(url: URL): Reading {
+  return {
+    verdict: 'fail',
+    answer: `${url.hostname}:${url.port || 80} speaks TLS, not plain HTTP`,
+    why: `http:// was given for a TLS port: use ${withScheme(url, 'https:')}`,
+  };
+}
+
+/** What a Go server answers to plain HTTP on a TLS port. */
+export function isPlainToTlsAnswer(refusal: Refusal): boolean {
+  return refusal.statusCode === 400 && /HTTP request to an HTTPS server/i.test(refusal.body.toString('utf8'));
+}
+
+function withScheme(url: URL, protocol: 'http:' | 'https:'): string {
+  const u = new URL(url.href);
+  u.protocol = protocol;
+  return u.href.replace(/\/$/, '');
+}
+
 function apiStatusOf(body: Buffer): Status | undefined {
   if (body.length === 0 || body[0] !== 0x7b) return undefined;
   try {
@@ -171,7 +224,7 @@ function apiStatusOf(body: Buffer): Status | undefined {
   }
 }
 
-function headerValues(refusal: Refusal, name: string): string[] {
+export function headerValues(refusal: Refusal, name: string): string[] {
   const out: string[] = [];
   for (let i = 0; i < refusal.rawHeaders.length; i += 2) {
     if (refusal.rawHeaders[i]!.toLowerCase() === name) out.push(refusal.rawHeaders[i + 1]!);

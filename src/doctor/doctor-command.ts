@@ -1,7 +1,14 @@
 /** `kubeshim doctor`: flags → runDoctor → a table or JSON; exit 0 when a streaming path works. */
-import { parseArgs } from 'node:util';
+import {
+  checkKubeconfigFlag,
+  parseFlags,
+  parseUpstreamFlag,
+  reportFailure,
+  UsageError,
+} from '../command-line.js';
+import { parsePositiveDuration } from '../server/limits.js';
 import { runDoctor } from './doctor.js';
-import { renderJson, renderTable } from './report.js';
+import { renderJson, renderTable, wantsColour } from './report.js';
 
 const USAGE = `Usage: kubeshim doctor [flags]
 
@@ -17,10 +24,12 @@ that shows where a hop broke one, the round trip, and the --upstream-protocol to
                          not exist, which proves less (see README, "kubeshim doctor")
   --namespace NS         the namespace to probe in (default: the context's, else default)
   --container NAME       the container to exec in (default: the pod's only or default container)
-  --idle SECONDS         then hold a quiet session this long on each passing path, without pinging,
+  --idle DURATION        then hold a quiet session this long on each passing path, without pinging,
                          and report whether the path cut it (needs --pod)
-  --timeout SECONDS      for each handshake and each status (default 10)
-  --output table|json    default table
+  --timeout DURATION     for each handshake and each status (default 10s)
+  --output table|json    default table (coloured on a terminal unless NO_COLOR is set)
+
+Durations are Go-style (500ms, 30s, 5m, 1h30m); a bare number is seconds.
 
 Exit status: 0 when at least one streaming path works, 1 when none does, 2 for a usage error.
 `;
@@ -37,24 +46,19 @@ interface Parsed {
   output: 'table' | 'json';
 }
 
-function parseDoctorArgs(argv: string[]): Parsed | number {
+function parseDoctorArgs(argv: string[]): Parsed | 0 {
   try {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        kubeconfig: { type: 'string' },
-        context: { type: 'string' },
-        upstream: { type: 'string' },
-        pod: { type: 'string' },
-        namespace: { type: 'string', short: 'n' },
-        container: { type: 'string', short: 'c' },
-        idle: { type: 'string' },
-        timeout: { type: 'string', default: '10' },
-        output: { type: 'string', short: 'o', default: 'table' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
+    const values = parseFlags(argv, {
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      upstream: { type: 'string' },
+      pod: { type: 'string' },
+      namespace: { type: 'string', short: 'n' },
+      container: { type: 'string', short: 'c' },
+      idle: { type: 'string' },
+      timeout: { type: 'string', default: '10' },
+      output: { type: 'string', short: 'o', default: 'table' },
+      help: { type: 'boolean', short: 'h' },
     });
     if (values.help) {
       process.stdout.write(USAGE);
@@ -62,7 +66,8 @@ function parseDoctorArgs(argv: string[]): Parsed | number {
     }
     if (values.output !== 'table' && values.output !== 'json')
       throw new Error('--output must be table or json');
-    const idleSeconds = values.idle === undefined ? undefined : positiveNumber(values.idle, '--idle');
+    const idleSeconds =
+      values.idle === undefined ? undefined : parsePositiveDuration('--idle', values.idle) / 1000;
     if (idleSeconds !== undefined && values.pod === undefined)
       throw new Error('--idle needs --pod: a quiet session needs a pod to run in');
     if (values.container !== undefined && values.pod === undefined)
@@ -70,38 +75,33 @@ function parseDoctorArgs(argv: string[]): Parsed | number {
     return {
       kubeconfig: values.kubeconfig,
       context: values.context,
-      upstream: values.upstream,
+      upstream: parseUpstreamFlag(values.upstream),
       pod: values.pod,
       namespace: values.namespace,
       container: values.container,
       idleSeconds,
-      timeoutMs: positiveNumber(values.timeout, '--timeout') * 1000,
+      timeoutMs: parsePositiveDuration('--timeout', values.timeout),
       output: values.output,
     };
   } catch (err) {
-    process.stderr.write(`kubeshim doctor: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+    throw err instanceof UsageError ? err : new UsageError((err as Error).message);
   }
-}
-
-function positiveNumber(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new Error(`${flag} wants a number of seconds above 0 (got "${value}")`);
-  return n;
 }
 
 export async function doctorCommand(argv: string[]): Promise<number> {
-  const parsed = parseDoctorArgs(argv);
-  if (typeof parsed === 'number') return parsed;
-  const { output, ...options } = parsed;
+  let parsed: Parsed | 0;
   let report: Awaited<ReturnType<typeof runDoctor>>;
   try {
-    report = await runDoctor(options);
+    parsed = parseDoctorArgs(argv);
+    if (parsed === 0) return 0;
+    checkKubeconfigFlag(parsed.kubeconfig);
+    report = await runDoctor(parsed);
   } catch (err) {
-    process.stderr.write(`kubeshim doctor: ${(err as Error).message}\n`);
-    return 1;
+    return reportFailure('doctor', err);
   }
-  process.stdout.write(output === 'json' ? renderJson(report) : renderTable(report));
+  const { output } = parsed;
+  process.stdout.write(
+    output === 'json' ? renderJson(report) : renderTable(report, wantsColour(process.stdout, process.env)),
+  );
   return report.ok ? 0 : 1;
 }

@@ -34,12 +34,23 @@ export interface Recommendation {
   reason: string;
 }
 
+/** One failure, with every probe that met it: identical failures are told once. */
+export interface Finding {
+  probes: ProbeId[];
+  answer: string;
+  why?: string;
+}
+
 export interface DoctorReport {
   /** The upstream as `serve` would reach it (never a secret). */
   upstream: string;
+  /** The Via header of the upstream's answers when it names a kubeshim: one is on the path. */
+  via?: string;
   pod: ProbePod;
   probes: ProbeResult[];
   recommendation: Recommendation;
+  /** The failures, identical ones collapsed. */
+  findings: Finding[];
   idle?: { seconds: number; results: IdleResult[] };
   /** At least one streaming path works (the exit code's 0). */
   ok: boolean;
@@ -67,12 +78,23 @@ export async function runDoctor(
     probePortForwardSpdy,
   ])
     probes.push(await probe(ctx));
+  const discovery = probes[0]!;
+  const sameConnectionFailure = (p: ProbeResult) =>
+    p.verdict === 'fail' &&
+    p.statusCode === undefined &&
+    discovery.verdict === 'fail' &&
+    discovery.statusCode === undefined;
+  // a connection that fails before any answer fails the same way for every probe: discovery names why
+  for (const [i, p] of probes.entries())
+    if (i > 0 && sameConnectionFailure(p)) probes[i] = { ...p, answer: discovery.answer, why: discovery.why };
   const streaming = probes.filter((p) => p.id !== 'discovery');
   const report: DoctorReport = {
     upstream: target.describe(),
+    via: discovery.via,
     pod,
     probes,
     recommendation: recommend(streaming),
+    findings: findings(probes),
     ok: streaming.some((p) => p.verdict !== 'fail'),
   };
   if (opts.idleSeconds !== undefined && pod.named) {
@@ -81,6 +103,17 @@ export async function runDoctor(
   }
   target.agent.destroy();
   return report;
+}
+
+function findings(probes: ProbeResult[]): Finding[] {
+  const out: Finding[] = [];
+  for (const p of probes) {
+    if (p.verdict === 'pass' || !p.why) continue;
+    const same = out.find((f) => f.answer === p.answer && f.why === p.why);
+    if (same) same.probes.push(p.id);
+    else out.push({ probes: [p.id], answer: p.answer, why: p.why });
+  }
+  return out;
 }
 
 /** The namespace of the context `serve` would use, as kubectl defaults it. */

@@ -27,6 +27,8 @@ export interface IdleResult {
   protocol: string;
   /** True when the session lived through the whole quiet time. */
   held: boolean;
+  /** False when the quiet time could not be measured (the command ended early by itself). */
+  measured: boolean;
   /** How long it lived (the whole time when held). */
   afterMs: number;
   /** What happened, in a sentence. */
@@ -50,7 +52,7 @@ async function holdOne(
   id: Exclude<ProbeId, 'discovery'>,
   quietMs: number,
 ): Promise<IdleResult> {
-  const base = { id, protocol: PROBE_LABELS[id] };
+  const base = { id, protocol: PROBE_LABELS[id], measured: true };
   const deadline = quietMs + ctx.timeoutMs;
   const sleep = execQuery(ctx.pod, ['sh', '-c', `sleep ${quietMs / 1000}`]);
   switch (id) {
@@ -106,7 +108,10 @@ async function holdOne(
   }
 }
 
-function execHeld(end: SessionEnd, quietMs: number): Omit<IdleResult, 'id' | 'protocol'> {
+function execHeld(
+  end: SessionEnd,
+  quietMs: number,
+): Omit<IdleResult, 'id' | 'protocol' | 'measured'> & { measured?: boolean } {
   if (end.outcome) {
     const status = describeOutcome(end.outcome);
     if (end.outcome.kind === 'success' && end.elapsedMs >= quietMs - EARLY_MS)
@@ -115,7 +120,12 @@ function execHeld(end: SessionEnd, quietMs: number): Omit<IdleResult, 'id' | 'pr
         afterMs: end.elapsedMs,
         how: `held ${seconds(quietMs)}; the status came back (${status})`,
       };
-    return { held: false, afterMs: end.elapsedMs, how: `sh -c 'sleep' did not sleep: ${status}` };
+    return {
+      held: false,
+      measured: false,
+      afterMs: end.elapsedMs,
+      how: `not measured: \`sleep ${quietMs / 1000}\` in the pod ended by itself after ${seconds(end.elapsedMs)} (${status}); the pod needs a sleep command`,
+    };
   }
   if (end.cut)
     return { held: false, afterMs: end.elapsedMs, how: `cut after ${seconds(end.elapsedMs)}: ${end.cut}` };

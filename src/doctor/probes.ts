@@ -19,12 +19,16 @@ import {
   UPGRADE_SPDY,
 } from '../k8s/protocols.js';
 import type { StatusOutcome } from '../k8s/status.js';
+import { viaNamesKubeshim } from '../server/via.js';
 import type { UpstreamProtocol } from '../upstream/choice.js';
 import { dialUpgrade, dialWebSocket, type Refusal } from '../upstream/dial.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import {
   headerOf,
+  headerValues,
+  isPlainToTlsAnswer,
   oneLine,
+  plainToTls,
   type Reading,
   readDialError,
   readRefusal,
@@ -32,6 +36,7 @@ import {
   type StreamSubresource,
   type Transport,
 } from './diagnose.js';
+import { speaksTls } from './scheme.js';
 import { PortForwardSession, runSpdyExec, runWsExec, type SessionEnd } from './sessions.js';
 
 export type ProbeId =
@@ -52,6 +57,8 @@ export interface ProbeResult extends Reading {
   statusCode?: number;
   /** From sending the request to its answer, connection set-up included. */
   rttMs?: number;
+  /** The answer's Via header when it names a kubeshim (discovery). */
+  via?: string;
 }
 
 /** Pod named by the user, or the probe pod that does not exist (see diagnose.ts for what that proves). */
@@ -82,7 +89,7 @@ export const PROBE_LABELS: Record<Exclude<ProbeId, 'discovery'>, string> = {
 };
 
 /** GET /version and /api, as kubectl's discovery does first. */
-export async function probeDiscovery(ctx: ProbeContext): Promise<ProbeResult> {
+export async function probeDiscovery(ctx: Pick<ProbeContext, 'target' | 'timeoutMs'>): Promise<ProbeResult> {
   const base = {
     id: 'discovery' as const,
     subresource: 'discovery' as const,
@@ -107,10 +114,15 @@ export async function probeDiscovery(ctx: ProbeContext): Promise<ProbeResult> {
       answers.push({ path, answer: r.refusal });
     }
   } catch (err) {
-    return { ...base, ...readDialError(err as Error, ctx.timeoutMs), rttMs: performance.now() - started };
+    const rttMs = performance.now() - started;
+    if (ctx.target.url.protocol === 'http:' && (await speaksTls(ctx.target.url, ctx.timeoutMs)))
+      return { ...base, ...plainToTls(ctx.target.url), rttMs };
+    return { ...base, ...readDialError(err as Error, ctx.timeoutMs, ctx.target.url), rttMs };
   }
   const rttMs = (performance.now() - started) / answers.length;
   const failed = answers.find((a) => a.answer.statusCode !== 200);
+  if (failed && isPlainToTlsAnswer(failed.answer))
+    return { ...base, ...plainToTls(ctx.target.url), statusCode: failed.answer.statusCode, rttMs };
   if (failed) {
     const code = failed.answer.statusCode;
     return {
@@ -131,7 +143,15 @@ export async function probeDiscovery(ctx: ProbeContext): Promise<ProbeResult> {
   } catch {
     // an answer without a version is still an answer
   }
-  return { ...base, verdict: 'pass', statusCode: 200, answer: `200${version ? ` ${version}` : ''}`, rttMs };
+  const via = headerValues(answers[0]!.answer, 'via').join(', ');
+  return {
+    ...base,
+    verdict: 'pass',
+    statusCode: 200,
+    answer: `200${version ? ` ${version}` : ''}`,
+    rttMs,
+    ...(viaNamesKubeshim(via) ? { via } : {}),
+  };
 }
 
 /** exec over SPDY, offering what a CRI server accepts (§2.1). */
@@ -223,7 +243,10 @@ export async function openSpdy(
   } catch (err) {
     return {
       ok: false,
-      failure: { ...readDialError(err as Error, ctx.timeoutMs), rttMs: performance.now() - started },
+      failure: {
+        ...readDialError(err as Error, ctx.timeoutMs, ctx.target.url),
+        rttMs: performance.now() - started,
+      },
     };
   }
 }
@@ -251,7 +274,10 @@ export async function openWebSocket(
   } catch (err) {
     return {
       ok: false,
-      failure: { ...readDialError(err as Error, ctx.timeoutMs), rttMs: performance.now() - started },
+      failure: {
+        ...readDialError(err as Error, ctx.timeoutMs, ctx.target.url),
+        rttMs: performance.now() - started,
+      },
     };
   }
 }
@@ -293,7 +319,7 @@ function refused(
   ctx: ProbeContext,
   rttMs: number,
 ): Failed {
-  const reading = readRefusal(transport, subresource, refusal, ctx.pod.named);
+  const reading = readRefusal(transport, subresource, refusal, ctx.pod);
   return { ok: false, failure: { ...reading, statusCode: refusal.statusCode, rttMs } };
 }
 
@@ -344,7 +370,7 @@ async function pingReading(
   }
 }
 
-async function requestHeaders(ctx: ProbeContext): Promise<OutgoingHttpHeaders> {
+async function requestHeaders(ctx: Pick<ProbeContext, 'target'>): Promise<OutgoingHttpHeaders> {
   return { ...(await ctx.target.authHeaders()), 'user-agent': USER_AGENT };
 }
 

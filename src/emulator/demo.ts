@@ -3,19 +3,23 @@
  * port, the shim in front of it, a kubeconfig for the shim in `.kubeshim/demo.kubeconfig`, the
  * kubectl commands to try, and log lines per session until Ctrl-C or SIGTERM.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { userInfo } from 'node:os';
+import { join, relative } from 'node:path';
+import { Writable } from 'node:stream';
+import { parseFlags, parseLogLevel, reportFailure, UsageError } from '../command-line.js';
 import { createLogger, type Logger } from '../observe/logger.js';
 import { parseListen } from '../server/listen-address.js';
 import { type Serving, startServing } from '../server/serve.js';
 import { type Emulator, startEmulator } from './emulator.js';
 import { GENERATIONS, type Generation, generationTraits, isGeneration } from './generation.js';
 
-const USAGE = `Usage: kubeshim demo [--generation ${GENERATIONS.join('|')}] [--listen HOST:PORT] [--log-level LEVEL]
+const USAGE = `Usage: kubeshim demo [--generation ${GENERATIONS.join('|')}] [--listen HOST:PORT|PORT] [--log-level LEVEL]
 
   --generation   the cluster to emulate (default legacy: SPDY, no WebSocket v5, no tunnel)
-  --listen       where the shim listens (default 127.0.0.1:0, a free port); the cluster takes a free port
+  --listen       where the shim listens (default 127.0.0.1:0, a free port; PORT alone is
+                 127.0.0.1:PORT); the cluster takes a free port
   --log-level    pino level (default info)
 `;
 
@@ -107,12 +111,20 @@ current-context: kubeshim-demo
   return path;
 }
 
-function instructions(demo: DemoCluster, generation: Generation): string {
+function instructions(demo: DemoCluster, generation: Generation, cwd: string): string {
+  const pod = demo.emulator.cluster.pods[0]!;
+  // a file of the user's to copy: README.md when there is one here, else the demo's own kubeconfig
+  const sample = existsSync(join(cwd, 'README.md')) ? 'README.md' : relative(cwd, demo.kubeconfig);
+  const base = sample.split('/').at(-1)!;
+  const copy = base.replace(/(\.[^.]*)?$/, '.copy$1');
   return `
 kubeshim demo: an emulated ${generation} cluster — ${generationTraits(generation).description}
   kubeshim    ${demo.url}   (the kubeconfig points here; it translates what the cluster cannot speak)
   API server  ${demo.upstream}
   kubeconfig  ${demo.kubeconfig}
+
+Note: exec and attach run real processes on this machine, as you (${userInfo().username}), in
+${pod.dir}. The pod is a directory, not a container.
 
 Try, in another terminal:
   export KUBECONFIG=${demo.kubeconfig}
@@ -120,8 +132,8 @@ Try, in another terminal:
   kubectl exec -it demo -- sh                  # a real local shell in the pod's directory, with a terminal
   echo hello | kubectl exec -i demo -- cat     # piped stdin
   kubectl exec demo -- sh -c 'exit 3'; echo $? # the exit code comes through
-  kubectl cp ./README.md demo:README.md        # copy to the pod, and back:
-  kubectl cp demo:README.md ./README.copy.md
+  kubectl cp ${sample} demo:${base}   # copy to the pod, and back:
+  kubectl cp demo:${base} ./${copy}
   kubectl port-forward demo 8000:80            # then: curl http://127.0.0.1:8000/
   kubectl port-forward demo 8080:8080          # an echo server
   kubectl attach -i demo                       # the pod's main process echoes what you type
@@ -134,48 +146,63 @@ what the cluster saw. Ctrl-C stops everything.
 `;
 }
 
-export async function demoCommand(argv: string[]): Promise<number> {
-  let values: { generation: string; listen: string; 'log-level': string; help?: boolean };
-  try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        generation: { type: 'string', default: 'legacy' },
-        listen: { type: 'string', default: '127.0.0.1:0' },
-        'log-level': { type: 'string', default: 'info' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values as typeof values;
-  } catch (err) {
-    process.stderr.write(`kubeshim demo: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+/**
+ * Log lines held back until release(), so that the banner comes first, then straight through.
+ * Start-up writes a handful of lines; nothing else is written before the banner.
+ */
+class HeldLines extends Writable {
+  private held: Buffer[] | undefined = [];
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    if (this.held) this.held.push(chunk);
+    else process.stdout.write(chunk);
+    done();
   }
+
+  release(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const chunk of held) process.stdout.write(chunk);
+  }
+}
+
+export async function demoCommand(argv: string[]): Promise<number> {
+  try {
+    return await demo(argv);
+  } catch (err) {
+    return reportFailure('demo', err);
+  }
+}
+
+async function demo(argv: string[]): Promise<number> {
+  const values = parseFlags(argv, {
+    generation: { type: 'string', default: 'legacy' },
+    listen: { type: 'string', default: '127.0.0.1:0' },
+    'log-level': { type: 'string', default: 'info' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
-  if (!isGeneration(values.generation)) {
-    process.stderr.write(`kubeshim demo: unknown generation '${values.generation}'\n\n${USAGE}`);
-    return 2;
-  }
+  const generation = values.generation;
+  if (!isGeneration(generation))
+    throw new UsageError(`--generation '${generation}' is not one of ${GENERATIONS.join(', ')}`);
   let listen: { host: string; port: number };
   try {
     listen = parseListen(values.listen);
   } catch (err) {
-    process.stderr.write(`kubeshim demo: ${(err as Error).message}\n`);
-    return 2;
+    throw new UsageError((err as Error).message);
   }
-  const logger = createLogger({ level: values['log-level'] });
-  const demo = await startDemo({
-    generation: values.generation,
-    host: listen.host,
-    port: listen.port,
-    logger,
-    dir: process.cwd(),
+  const held = new HeldLines();
+  const logger = createLogger({
+    level: parseLogLevel(values['log-level']),
+    destination: process.stdout.isTTY ? undefined : held,
   });
-  process.stdout.write(instructions(demo, values.generation));
+  const cwd = process.cwd();
+  const demo = await startDemo({ generation, host: listen.host, port: listen.port, logger, dir: cwd });
+  process.stdout.write(instructions(demo, generation, cwd));
+  held.release();
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));

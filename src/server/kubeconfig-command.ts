@@ -1,32 +1,52 @@
 /**
- * `kubeshim kubeconfig`: print a kubeconfig whose server is the shim, for kubectl and other clients.
+ * `kubeshim kubeconfig`: a kubeconfig whose server is the shim, for kubectl and other clients:
+ * printed, written to a file (--output), or merged into the user's kubeconfig (--merge).
  *
- * The context name and namespace come from the source kubeconfig's selected context (the one
- * `serve` would use). When that context's user has credentials, the shim injects them, so the
- * printed user holds only a placeholder token: no token, key or plugin from the source is copied. In the bastion
- * form (--upstream, no kubeconfig) or with a source user without credentials, the clients' own
- * credentials pass through the shim, and the user entry is left for the user to fill in.
+ * The context is named `<source context>@kubeshim` (its cluster and user too), so that it never
+ * collides with the source's own names when both files are in $KUBECONFIG; the namespace is the
+ * source context's. When that context's user has credentials, the shim injects them, so the user
+ * holds only a placeholder token: no token, key or plugin from the source is copied. With the
+ * listener's --token-file, the user holds that token instead (the shim checks it and never sends
+ * it upstream). In the bastion form (--upstream, no kubeconfig) or with a source user without
+ * credentials, the clients' own credentials pass through the shim, and the user entry is left for
+ * the user to fill in.
  */
-import { X509Certificate } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { parseArgs } from 'node:util';
+import { homedir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { dumpYaml, loadYaml } from '@kubernetes/client-node';
+import {
+  checkKubeconfigFlag,
+  fileProblem,
+  parseFlags,
+  parseUpstreamFlag,
+  readFlagFile,
+  reportFailure,
+  UsageError,
+} from '../command-line.js';
 import { loadKubeconfig, userHasCredentials } from '../upstream/kubeconfig.js';
 import { parseListen } from './listen-address.js';
+import { readCertificate } from './tls-files.js';
 
 const HELP = `Usage: kubeshim kubeconfig [flags]
 
-Print a kubeconfig whose server is kubeshim. Give the flags you give to 'kubeshim serve'.
+Print a kubeconfig whose server is kubeshim. Give it the flags you give to 'kubeshim serve'.
 
-  --listen HOST:PORT   where the shim listens (default 127.0.0.1:8001)
-  --tls-cert FILE      the shim serves HTTPS with this certificate
-  --ca FILE            CA that signed --tls-cert, embedded as certificate-authority-data
-                       (default: --tls-cert itself when it is self-signed)
-  --kubeconfig PATH    source kubeconfig (default $KUBECONFIG, ~/.kube/config)
-  --context NAME       source context (default its current context): name and namespace are copied
-  --upstream URL       the bastion form, without a kubeconfig: clients bring their own credentials
-  --output FILE        write the kubeconfig to FILE (mode 0600) instead of stdout
-  --tls-key, --upstream-protocol, --log-level   accepted, as for serve, and not used
+  --listen HOST:PORT|PORT   where the shim listens (default 127.0.0.1:8001)
+  --tls-cert FILE           the shim serves HTTPS with this certificate
+  --ca FILE                 CA that signed --tls-cert, embedded as certificate-authority-data
+                            (default: --tls-cert itself when it is self-signed)
+  --token-file FILE         the shim wants this bearer token: it goes in the user entry
+  --client-ca FILE          the shim wants client certificates: add yours to the user entry
+  --kubeconfig PATH         source kubeconfig (default $KUBECONFIG, ~/.kube/config)
+  --context NAME            source context (default its current context): the new context is
+                            NAME@kubeshim, with NAME's namespace
+  --upstream URL            the bastion form, without a kubeconfig: clients bring their own credentials
+  --output FILE             write the kubeconfig to FILE (mode 0600) instead of stdout
+  --merge                   add the context to your kubeconfig ($KUBECONFIG's first file, else
+                            ~/.kube/config), replacing an earlier one of the same name
+  --tls-key, --upstream-protocol, --log-level and serve's other flags are accepted and not used
 `;
 
 /**
@@ -45,58 +65,121 @@ export interface ShimKubeconfigOptions {
   listen?: string;
   tlsCert?: string;
   ca?: string;
+  /** The listener's --token-file: its token goes in the user entry. */
+  tokenFile?: string;
+  /** The listener's --client-ca: clients need a certificate, which this command cannot make. */
+  clientCa?: string;
   kubeconfig?: string;
   context?: string;
   upstream?: string;
 }
 
-/** The command: parse flags, render, write. Returns the exit code; throws a sentence on failure. */
+/** A kubeconfig as kubectl reads it (the fields this command writes). */
+export interface KubeconfigObject {
+  apiVersion: 'v1';
+  kind: 'Config';
+  clusters: { name: string; cluster: Record<string, string> }[];
+  contexts: { name: string; context: Record<string, string> }[];
+  users: { name: string; user: Record<string, string> }[];
+  'current-context': string;
+}
+
+export interface ShimKubeconfig {
+  config: KubeconfigObject;
+  /** The context (and cluster and user) name. */
+  name: string;
+  /** Comment lines for the written file: what the user entry is. */
+  comments: string[];
+  /** Notes for the person running the command (stderr). */
+  notes: string[];
+}
+
+const SERVE_FLAGS_NOT_USED = [
+  'tls-key',
+  'upstream-protocol',
+  'log-level',
+  'accept-hosts',
+  'accept-paths',
+  'reject-paths',
+  'insecure-listen-anywhere',
+  'port-forward-stats',
+] as const;
+
+/** The command: parse flags, build, write. Returns the exit code. */
 export async function kubeconfigCommand(
   argv: string[],
   io: CommandIO = { stdout: process.stdout, stderr: process.stderr, env: process.env },
 ): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        listen: { type: 'string' },
-        'tls-cert': { type: 'string' },
-        ca: { type: 'string' },
-        kubeconfig: { type: 'string' },
-        context: { type: 'string' },
-        upstream: { type: 'string' },
-        output: { type: 'string' },
-        'tls-key': { type: 'string' },
-        'upstream-protocol': { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
+    return kubeconfig(argv, io);
   } catch (err) {
-    io.stderr.write(`kubeshim kubeconfig: ${(err as Error).message}\n\n${HELP}`);
-    return 2;
+    return reportFailure('kubeconfig', err, io.stderr);
   }
+}
+
+function kubeconfig(argv: string[], io: CommandIO): number {
+  const str = { type: 'string' } as const;
+  const values = parseFlags(argv, {
+    listen: str,
+    'tls-cert': str,
+    ca: str,
+    'token-file': str,
+    'client-ca': str,
+    kubeconfig: str,
+    context: str,
+    upstream: str,
+    output: str,
+    merge: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+    ...Object.fromEntries(
+      SERVE_FLAGS_NOT_USED.map((f) => [
+        f,
+        f === 'insecure-listen-anywhere' || f === 'port-forward-stats' ? { type: 'boolean' } : str,
+      ]),
+    ),
+  }) as Record<string, string | boolean | undefined>;
   if (values.help) {
     io.stdout.write(HELP);
     return 0;
   }
-  const str = (k: string) => values[k] as string | undefined;
-  const { yaml, notes } = renderShimKubeconfig(
+  const text = (k: string) => values[k] as string | undefined;
+  const output = text('output');
+  if (output !== undefined && values.merge) throw new UsageError('--output and --merge: choose one');
+  let upstream: string | undefined;
+  let listen: string | undefined;
+  try {
+    upstream = parseUpstreamFlag(text('upstream'));
+    listen = text('listen');
+    if (listen !== undefined) parseListen(listen);
+  } catch (err) {
+    throw err instanceof UsageError ? err : new UsageError((err as Error).message);
+  }
+  checkKubeconfigFlag(text('kubeconfig'));
+  const built = buildShimKubeconfig(
     {
-      listen: str('listen'),
-      tlsCert: str('tls-cert'),
-      ca: str('ca'),
-      kubeconfig: str('kubeconfig'),
-      context: str('context'),
-      upstream: str('upstream'),
+      listen,
+      tlsCert: text('tls-cert'),
+      ca: text('ca'),
+      tokenFile: text('token-file'),
+      clientCa: text('client-ca'),
+      kubeconfig: text('kubeconfig'),
+      context: text('context'),
+      upstream,
     },
     io.env,
   );
-  for (const note of notes) io.stderr.write(`kubeshim kubeconfig: ${note}\n`);
-  const output = str('output');
+  for (const note of built.notes) io.stderr.write(`kubeshim kubeconfig: ${note}\n`);
+  if (values.merge) {
+    const file = mergeTarget(io.env);
+    mergeInto(file, built.config);
+    io.stderr.write(
+      `kubeshim kubeconfig: wrote context ${built.name} into ${file}; use it with 'kubectl --context ${built.name}' or 'kubectl config use-context ${built.name}'\n`,
+    );
+    return 0;
+  }
+  const yaml = renderKubeconfig(built);
   if (output) {
-    writeFileSync(output, yaml, { mode: 0o600 });
+    writePrivate(output, yaml);
     io.stderr.write(`kubeshim kubeconfig: wrote ${output}\n`);
   } else {
     io.stdout.write(yaml);
@@ -104,13 +187,13 @@ export async function kubeconfigCommand(
   return 0;
 }
 
-/** The kubeconfig text, and notes for the person running the command (stderr). */
-export function renderShimKubeconfig(
+/** The kubeconfig object for a shim with these listener flags, and what to tell the user. */
+export function buildShimKubeconfig(
   opts: ShimKubeconfigOptions,
   env: NodeJS.ProcessEnv = process.env,
-): { yaml: string; notes: string[] } {
+): ShimKubeconfig {
   if (opts.ca && !opts.tlsCert)
-    throw new Error('--ca is for --tls-cert; without it the shim serves plain http');
+    throw new UsageError('--ca is for --tls-cert; without it the shim serves plain http');
   const notes: string[] = [];
   const server = shimUrl(opts);
   const caData = opts.tlsCert ? certificateAuthority(opts.tlsCert, opts.ca, server, notes) : undefined;
@@ -121,45 +204,119 @@ export function renderShimKubeconfig(
       'no kubeconfig found (--kubeconfig, $KUBECONFIG, ~/.kube/config): pass --kubeconfig PATH or --upstream URL',
     );
   }
-  const contextName = source?.contextName ?? 'kubeshim';
+  const name = source ? `${source.contextName}@kubeshim` : 'kubeshim';
   const namespace = source?.context.namespace;
   const injects = source !== undefined && userHasCredentials(source);
 
-  const lines = [
-    `# kubeconfig for kubeshim at ${server.origin}, written by 'kubeshim kubeconfig'`,
-    'apiVersion: v1',
-    'kind: Config',
-    'clusters:',
-    '- name: kubeshim',
-    '  cluster:',
-    `    server: ${scalar(server.origin)}`,
-    ...(caData ? [`    certificate-authority-data: ${caData}`] : []),
-    'contexts:',
-    `- name: ${scalar(contextName)}`,
-    '  context:',
-    '    cluster: kubeshim',
-    '    user: kubeshim',
-    ...(namespace ? [`    namespace: ${scalar(namespace)}`] : []),
-    `current-context: ${scalar(contextName)}`,
-    'users:',
-    '- name: kubeshim',
-    ...(injects
-      ? [
-          `  # kubeshim adds the credentials of context ${JSON.stringify(contextName)} itself and drops this`,
-          '  # placeholder, which is here only so that kubectl does not prompt for a password.',
-          '  user:',
-          `    token: ${PLACEHOLDER_TOKEN}`,
-        ]
-      : [
-          '  # Your credentials pass through kubeshim to the API server: fill them in, for example',
-          '  #   token: <bearer token>',
-          '  # or an exec plugin (client certificates end at the shim TLS listener and do not pass):',
-          '  #   exec: {apiVersion: client.authentication.k8s.io/v1, command: <plugin>, interactiveMode: IfAvailable}',
-          '  user: {}',
-        ]),
-    '',
+  let user: Record<string, string>;
+  let comments: string[];
+  if (opts.tokenFile !== undefined) {
+    const token = readFlagFile('--token-file', opts.tokenFile).toString('utf8').trim();
+    if (token === '') throw new Error(`--token-file ${opts.tokenFile} is empty`);
+    user = { token };
+    comments = ["The token is the shim's own (--token-file): it checks it and never sends it upstream."];
+    if (!opts.tlsCert)
+      notes.push('--token-file without --tls-cert: kubectl sends bearer tokens only over https');
+  } else if (injects) {
+    user = { token: PLACEHOLDER_TOKEN };
+    comments = [
+      `kubeshim adds the credentials of context "${source.contextName}" itself and drops the token below,`,
+      'a placeholder that is here only so that kubectl does not prompt for a password.',
+    ];
+  } else {
+    user = {};
+    comments = [
+      'Your credentials pass through kubeshim to the API server: fill them in, for example',
+      '  token: <bearer token>',
+      'or an exec plugin (client certificates end at the shim TLS listener and do not pass):',
+      '  exec: {apiVersion: client.authentication.k8s.io/v1, command: <plugin>, interactiveMode: IfAvailable}',
+    ];
+  }
+  if (opts.clientCa !== undefined) {
+    readFlagFile('--client-ca', opts.clientCa);
+    notes.push(
+      `the shim wants a client certificate signed by ${opts.clientCa}: add client-certificate and client-key to user ${name}`,
+    );
+  }
+  const config: KubeconfigObject = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      {
+        name,
+        cluster: { server: server.origin, ...(caData ? { 'certificate-authority-data': caData } : {}) },
+      },
+    ],
+    contexts: [{ name, context: { cluster: name, user: name, ...(namespace ? { namespace } : {}) } }],
+    users: [{ name, user }],
+    'current-context': name,
+  };
+  return { config, name, comments, notes };
+}
+
+/** The YAML of a built kubeconfig, with its comments on top. */
+export function renderKubeconfig(built: ShimKubeconfig): string {
+  const header = [
+    `kubeconfig for kubeshim at ${built.config.clusters[0]!.cluster['server']}, written by 'kubeshim kubeconfig'`,
+    ...built.comments,
   ];
-  return { yaml: lines.join('\n'), notes };
+  return `${header.map((l) => `# ${l}`).join('\n')}\n${dumpYaml(built.config)}`;
+}
+
+/** Where --merge writes, as kubectl chooses the file it changes: $KUBECONFIG's first, else ~/.kube/config. */
+function mergeTarget(env: NodeJS.ProcessEnv): string {
+  const first = (env['KUBECONFIG'] ?? '').split(delimiter).find((f) => f !== '');
+  return first ?? join(env['HOME'] ?? homedir(), '.kube', 'config');
+}
+
+/** Add the entries to `file` (created when missing), replacing entries of the same names. */
+function mergeInto(file: string, add: KubeconfigObject): void {
+  let existing: Partial<KubeconfigObject> & Record<string, unknown> = {};
+  if (existsSync(file)) {
+    try {
+      existing = (loadYaml(readFileSync(file, 'utf8')) ?? {}) as typeof existing;
+    } catch (err) {
+      throw new Error(
+        `--merge: ${file} is not valid YAML, left as it is: ${(err as Error).message.split('\n')[0]}`,
+      );
+    }
+    if (typeof existing !== 'object' || Array.isArray(existing))
+      throw new Error(`--merge: ${file} is not a kubeconfig, left as it is`);
+  }
+  const replace = <T extends { name: string }>(list: T[] | undefined, entries: T[]): T[] => [
+    ...(list ?? []).filter((e) => !entries.some((n) => n.name === e.name)),
+    ...entries,
+  ];
+  const merged = {
+    ...existing,
+    apiVersion: existing.apiVersion ?? 'v1',
+    kind: existing.kind ?? 'Config',
+    clusters: replace(existing.clusters, add.clusters),
+    contexts: replace(existing.contexts, add.contexts),
+    users: replace(existing.users, add.users),
+    'current-context': existing['current-context'] || add['current-context'],
+  };
+  writePrivate(file, dumpYaml(merged), true);
+}
+
+/** Write a kubeconfig readable by its owner only; a missing directory is created only for --merge (kubectl's own place). */
+function writePrivate(file: string, text: string, createDirectory = false): void {
+  const dir = dirname(file);
+  if (!existsSync(dir)) {
+    if (!createDirectory)
+      throw new Error(
+        `--output ${file}: the directory ${dir} does not exist; create it first (mkdir -p ${dir})`,
+      );
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } else if (!statSync(dir).isDirectory()) {
+    throw new Error(`${file}: ${dir} is not a directory`);
+  }
+  try {
+    writeFileSync(file, text, { mode: 0o600 });
+    chmodSync(file, 0o600); // an existing file keeps its mode otherwise
+  } catch (err) {
+    throw new Error(`${file}: ${fileProblem(err as NodeJS.ErrnoException)}`);
+  }
 }
 
 /** http(s)://HOST:PORT of the shim; a wildcard listen address is reached on the loopback. */
@@ -179,13 +336,13 @@ function certificateAuthority(
   server: URL,
   notes: string[],
 ): string | undefined {
-  const cert = readCertificate(certFile, '--tls-cert');
+  const cert = readCertificate('--tls-cert', certFile);
   const host = server.hostname.replace(/^\[|\]$/g, '');
   if (!(isIP(host) ? cert.checkIP(host) : cert.checkHost(host)))
     notes.push(`${certFile} does not name ${host}: kubectl will refuse the shim's certificate`);
   if (caFile) {
     const pem = readFileSync(caFile, 'utf8');
-    const ca = readCertificate(caFile, '--ca');
+    const ca = readCertificate('--ca', caFile);
     if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
       notes.push(`${certFile} is not signed by ${caFile}: kubectl will refuse the shim's certificate`);
     return Buffer.from(pem).toString('base64');
@@ -194,24 +351,4 @@ function certificateAuthority(
     return Buffer.from(cert.toString()).toString('base64');
   notes.push(`no --ca: kubectl will check ${certFile} against the system's trusted CAs`);
   return undefined;
-}
-
-function readCertificate(file: string, flag: string): X509Certificate {
-  let pem: Buffer;
-  try {
-    pem = readFileSync(file);
-  } catch (err) {
-    throw new Error(`${flag} ${file} cannot be read: ${(err as Error).message}`);
-  }
-  try {
-    return new X509Certificate(pem);
-  } catch (err) {
-    throw new Error(`${flag} ${file} is not a PEM certificate: ${(err as Error).message}`);
-  }
-}
-
-/** A YAML scalar: plain when it can only read as a string, else a JSON string (JSON strings are YAML). */
-function scalar(s: string): string {
-  const plain = /^[A-Za-z][\w./:@-]*$/.test(s) && !/^(true|false|null|yes|no|on|off|y|n)$/i.test(s);
-  return plain ? s : JSON.stringify(s);
 }

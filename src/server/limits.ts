@@ -40,6 +40,13 @@ export function parseDuration(flag: string, value: string): number {
   return Math.round(parts.reduce((ms, p) => ms + Number(p[1]) * UNITS[p[2]!]!, 0));
 }
 
+/** A duration flag that must be more than 0. */
+export function parsePositiveDuration(flag: string, value: string): number {
+  const ms = parseDuration(flag, value);
+  if (ms <= 0) throw new Error(`${flag} must be more than 0 (got '${value}')`);
+  return ms;
+}
+
 /** A non-negative integer flag. */
 export function parseCount(flag: string, value: string): number {
   if (!/^\d+$/.test(value.trim())) throw new Error(`${flag}: '${value}' is not a whole number`);

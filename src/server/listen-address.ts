@@ -1,4 +1,4 @@
-/** `--listen HOST:PORT` parsing (IPv6 in brackets), and what counts as loopback. */
+/** `--listen HOST:PORT` parsing (IPv6 in brackets; a bare PORT is 127.0.0.1:PORT), and what counts as loopback. */
 import { isIP } from 'node:net';
 
 export interface ListenAddress {
@@ -7,8 +7,11 @@ export interface ListenAddress {
 }
 
 export function parseListen(value: string): ListenAddress {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value.trim());
-  if (!m) throw new Error(`--listen must be HOST:PORT (got '${value}')`);
+  const trimmed = value.trim();
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(
+    /^\d{1,5}$/.test(trimmed) ? `127.0.0.1:${trimmed}` : trimmed,
+  );
+  if (!m) throw new Error(`--listen must be HOST:PORT or PORT (got '${value}')`);
   const host = m[1] ?? m[2] ?? '';
   const port = Number(m[3]);
   if (port > 65535) throw new Error(`--listen port ${port} is out of range`);

@@ -35,6 +35,7 @@ import {
   type UpgradeMetricsSink,
   type UpstreamMode,
 } from './stream-handler.js';
+import { VIA, VIA_LINE } from './via.js';
 
 /** A handler for the shim's own endpoints; answers true when it took the request. */
 export type LocalEndpoint = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -151,6 +152,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader('Via', VIA); // a proxied answer replaces it with the upstream's Via plus ours
     let denial = canonicalise(req);
     if (!denial) {
       for (const probe of probes) if (probe(req, res)) return;
@@ -239,7 +241,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     const bound = setTimeout(() => socket.destroy(), handshakeTimeoutMs);
     bound.unref();
     socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n${VIA_LINE}Connection: close\r\n\r\n${body}`,
       () => {
         clearTimeout(bound);
         socket.destroy();

@@ -15,6 +15,7 @@ import { dropClientIdentity } from '../upstream/headers.js';
 import { upstreamUrl } from '../upstream/upstream-url.js';
 import { requestTarget } from './request-target.js';
 import type { StreamTarget } from './stream-handler.js';
+import { appendVia } from './via.js';
 
 export type PlainHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -41,6 +42,7 @@ export function createPlainProxy(target: StreamTarget, log: Logger, responseTime
     proxyReq.once('close', () => clearTimeout(timer));
   });
   proxy.on('proxyRes', (upstreamRes) => {
+    upstreamRes.headers['via'] = appendVia(upstreamRes.headers['via']);
     if (upstreamRes.statusCode === 401 && target.injectsCredentials) target.invalidateCredentials?.();
   });
   proxy.on('error', (err, req, res) => {

@@ -2,18 +2,33 @@
  * `kubeshim serve`: flags of the contract (docs/design.md) → startServing; runs until SIGINT/SIGTERM,
  * then stops gracefully (a second signal cuts the grace period short).
  */
-import { parseArgs } from 'node:util';
+import {
+  checkKubeconfigFlag,
+  parseFlags,
+  parseLogLevel,
+  parseUpstreamFlag,
+  reportFailure,
+  UsageError,
+} from '../command-line.js';
 import { createLogger } from '../observe/logger.js';
 import { DEFAULT_ACCEPT_HOSTS, parsePatterns } from './access.js';
-import { DEFAULT_LIMITS, formatDuration, parseCount, parseDuration } from './limits.js';
+import {
+  DEFAULT_LIMITS,
+  formatDuration,
+  parseCount,
+  parseDuration,
+  parsePositiveDuration,
+} from './limits.js';
 import { parseListen } from './listen-address.js';
 import { type ServeConfig, startServing } from './serve.js';
 import type { UpstreamMode } from './stream-handler.js';
+import { checkUpstream } from './upstream-check.js';
 
 const USAGE = `Usage: kubeshim serve [flags]
 
-  --listen HOST:PORT          where to listen (default 127.0.0.1:8001; port 0 picks a free port)
-  --upstream URL              API server URL (default: the kubeconfig context's server)
+  --listen HOST:PORT|PORT     where to listen (default 127.0.0.1:8001; PORT alone is 127.0.0.1:PORT;
+                              port 0 picks a free port)
+  --upstream URL              API server URL, http:// or https:// (default: the kubeconfig context's server)
   --kubeconfig PATH           upstream TLS and credentials (default $KUBECONFIG, then ~/.kube/config)
   --context NAME              kubeconfig context (default: current-context)
   --upstream-protocol MODE    auto | spdy | websocket (default auto)
@@ -46,38 +61,33 @@ const MODES: UpstreamMode[] = ['auto', 'spdy', 'websocket'];
 
 type ServeArgs = Omit<ServeConfig, 'log'> & { logLevel: string; shutdownGraceMs: number };
 
-/** Parsed flags, or the exit code when they are not usable (a message was written). */
-function parseServeArgs(argv: string[]): ServeArgs | number {
+/** Parsed flags, or 0 when help was asked for; throws a UsageError for flags that cannot be right. */
+function parseServeArgs(argv: string[]): ServeArgs | 0 {
   try {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        listen: { type: 'string', default: '127.0.0.1:8001' },
-        upstream: { type: 'string' },
-        kubeconfig: { type: 'string' },
-        context: { type: 'string' },
-        'upstream-protocol': { type: 'string', default: 'auto' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        'log-level': { type: 'string', default: 'info' },
-        'port-forward-stats': { type: 'boolean', default: false },
-        'accept-hosts': { type: 'string' },
-        'accept-paths': { type: 'string' },
-        'reject-paths': { type: 'string' },
-        'client-ca': { type: 'string' },
-        'token-file': { type: 'string' },
-        'insecure-listen-anywhere': { type: 'boolean', default: false },
-        'max-sessions': { type: 'string' },
-        'handshake-timeout': { type: 'string' },
-        'max-header-bytes': { type: 'string' },
-        'idle-timeout': { type: 'string', default: '0' },
-        'ping-interval': { type: 'string', default: '5s' },
-        'ping-timeout': { type: 'string', default: '30s' },
-        'shutdown-grace': { type: 'string', default: '10s' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
+    const values = parseFlags(argv, {
+      listen: { type: 'string', default: '127.0.0.1:8001' },
+      upstream: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      'upstream-protocol': { type: 'string', default: 'auto' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+      'port-forward-stats': { type: 'boolean', default: false },
+      'accept-hosts': { type: 'string' },
+      'accept-paths': { type: 'string' },
+      'reject-paths': { type: 'string' },
+      'client-ca': { type: 'string' },
+      'token-file': { type: 'string' },
+      'insecure-listen-anywhere': { type: 'boolean', default: false },
+      'max-sessions': { type: 'string' },
+      'handshake-timeout': { type: 'string' },
+      'max-header-bytes': { type: 'string' },
+      'idle-timeout': { type: 'string', default: '0' },
+      'ping-interval': { type: 'string', default: '5s' },
+      'ping-timeout': { type: 'string', default: '30s' },
+      'shutdown-grace': { type: 'string', default: '10s' },
+      help: { type: 'boolean', short: 'h' },
     });
     if (values.help) {
       process.stdout.write(USAGE);
@@ -91,15 +101,17 @@ function parseServeArgs(argv: string[]): ServeArgs | number {
     const maxHeaderBytes = optional(values['max-header-bytes'], (v) => parseCount('--max-header-bytes', v));
     if (maxHeaderBytes !== undefined && maxHeaderBytes < 1024)
       throw new Error('--max-header-bytes must be at least 1024');
+    if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined))
+      throw new Error('--tls-cert and --tls-key go together: give both, or neither for plain http');
     return {
       listen: parseListen(values.listen),
       mode,
-      upstream: values.upstream,
+      upstream: parseUpstreamFlag(values.upstream),
       kubeconfig: values.kubeconfig,
       context: values.context,
       tlsCert: values['tls-cert'],
       tlsKey: values['tls-key'],
-      logLevel: values['log-level'],
+      logLevel: parseLogLevel(values['log-level']),
       portForwardStats: values['port-forward-stats'],
       acceptHosts: optional(values['accept-hosts'], patterns('--accept-hosts')),
       acceptPaths: optional(values['accept-paths'], patterns('--accept-paths')),
@@ -109,7 +121,9 @@ function parseServeArgs(argv: string[]): ServeArgs | number {
       insecureListenAnywhere: values['insecure-listen-anywhere'],
       limits: {
         maxSessions: optional(values['max-sessions'], (v) => parseCount('--max-sessions', v)),
-        handshakeTimeoutMs: optional(values['handshake-timeout'], (v) => positive('--handshake-timeout', v)),
+        handshakeTimeoutMs: optional(values['handshake-timeout'], (v) =>
+          parsePositiveDuration('--handshake-timeout', v),
+        ),
         maxHeaderBytes,
         idleTimeoutMs: parseDuration('--idle-timeout', values['idle-timeout']),
       },
@@ -118,29 +132,47 @@ function parseServeArgs(argv: string[]): ServeArgs | number {
       shutdownGraceMs: parseDuration('--shutdown-grace', values['shutdown-grace']),
     };
   } catch (err) {
-    process.stderr.write(`kubeshim serve: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+    throw err instanceof UsageError ? err : new UsageError((err as Error).message);
   }
 }
 
-function positive(flag: string, value: string): number {
-  const ms = parseDuration(flag, value);
-  if (ms <= 0) throw new Error(`${flag} must be more than 0`);
-  return ms;
+/** A listen failure as a sentence naming --listen, or undefined for any other error. */
+function listenProblem(
+  err: NodeJS.ErrnoException,
+  listen: { host: string; port: number },
+): string | undefined {
+  const at = `--listen ${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `${at}: the port is already in use (another kubeshim or kubectl proxy?): stop it, or choose another port (--listen ${listen.host === '127.0.0.1' ? '' : `${listen.host}:`}${listen.port + 1})`;
+    case 'EACCES':
+      return `${at}: permission denied (ports below 1024 need privileges): choose a port above 1024`;
+    case 'EADDRNOTAVAIL':
+      return `${at}: no network interface here has that address: use 127.0.0.1 or an address of this machine`;
+    default:
+      return undefined;
+  }
 }
 
 export async function serveCommand(argv: string[]): Promise<number> {
+  try {
+    return await serve(argv);
+  } catch (err) {
+    return reportFailure('serve', err);
+  }
+}
+
+async function serve(argv: string[]): Promise<number> {
   const parsed = parseServeArgs(argv);
-  if (typeof parsed === 'number') return parsed;
+  if (parsed === 0) return 0;
   const { logLevel, shutdownGraceMs, ...config } = parsed;
   // unset limits fall back to the defaults
   config.limits = Object.fromEntries(Object.entries(config.limits ?? {}).filter(([, v]) => v !== undefined));
+  checkKubeconfigFlag(config.kubeconfig);
   const log = createLogger({ level: logLevel });
-  const serving = await startServing({ ...config, log }).catch((err: Error) => {
-    log.fatal({ err: err.message }, 'cannot start');
-    return undefined;
+  const serving = await startServing({ ...config, log }).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(listenProblem(err, config.listen) ?? err.message);
   });
-  if (serving === undefined) return 1;
   // the contract's `listening` line is written whatever --log-level says (scripts wait for it)
   log.child({}, { level: 'info' }).info(
     {
@@ -151,6 +183,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     },
     'listening',
   );
+  void checkUpstream(serving.target, log);
   const signals = ['SIGINT', 'SIGTERM'] as const;
   const nextSignal = () =>
     new Promise<NodeJS.Signals>((resolve) => {

@@ -4,6 +4,7 @@
  * the demo and the tests.
  */
 import { readFile } from 'node:fs/promises';
+import { readFlagFile } from '../command-line.js';
 import { createHealth } from '../observe/health.js';
 import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
@@ -22,6 +23,7 @@ import type { ListenAddress } from './listen-address.js';
 import { type Shim, startShim } from './listener.js';
 import { drain } from './shutdown.js';
 import type { UpstreamMode } from './stream-handler.js';
+import { checkListenerTls } from './tls-files.js';
 
 export interface ServeConfig extends TargetOptions {
   listen: ListenAddress;
@@ -71,7 +73,10 @@ export async function startServing(cfg: ServeConfig, env: NodeJS.ProcessEnv = pr
     token: cfg.tokenFile !== undefined,
     insecureListenAnywhere: cfg.insecureListenAnywhere === true,
   });
-  const token = cfg.tokenFile === undefined ? undefined : await readToken(cfg.tokenFile);
+  // the listener's files, named by their flags when missing or unusable
+  if (cfg.tlsCert !== undefined && cfg.tlsKey !== undefined)
+    checkListenerTls(cfg.tlsCert, cfg.tlsKey, cfg.clientCa);
+  const token = cfg.tokenFile === undefined ? undefined : readToken(cfg.tokenFile);
   if (token !== undefined && cfg.tlsCert === undefined)
     cfg.log.warn(
       '--token-file without TLS: kubectl sends bearer tokens only over https (add --tls-cert/--tls-key)',
@@ -128,8 +133,8 @@ export async function startServing(cfg: ServeConfig, env: NodeJS.ProcessEnv = pr
   };
 }
 
-async function readToken(file: string): Promise<string> {
-  const token = (await readFile(file, 'utf8')).trim();
+function readToken(file: string): string {
+  const token = readFlagFile('--token-file', file).toString('utf8').trim();
   if (token === '') throw new Error(`--token-file ${file} is empty`);
   return token;
 }

@@ -53,6 +53,7 @@ import {
 import { type CredentialPolicy, relayedHeaders, translatedHeaders } from '../upstream/headers.js';
 import { execStreams, type StreamRequest } from './classify.js';
 import { type RequestTarget, requestTarget } from './request-target.js';
+import { VIA, VIA_LINE } from './via.js';
 
 export type UpstreamMode = 'auto' | UpstreamProtocol;
 
@@ -109,7 +110,7 @@ export class StreamHandler {
 
   constructor(private readonly cfg: StreamHandlerConfig) {
     this.choices = new ProtocolChoices(cfg.choiceTtlMs);
-    this.wss = createWebSocketServer();
+    this.wss = createWebSocketServer([`Via: ${VIA}`]);
   }
 
   async handle(req: IncomingMessage, socket: Duplex, head: Buffer, sr: StreamRequest): Promise<void> {
@@ -652,13 +653,13 @@ function refusalNoSpdyProtocol(offered: string[]): Refusal {
 }
 
 function spdyUpgradeResponse(protocol: string): string {
-  return `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE_SPDY}\r\nX-Stream-Protocol-Version: ${protocol}\r\n\r\n`;
+  return `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE_SPDY}\r\nX-Stream-Protocol-Version: ${protocol}\r\n${VIA_LINE}\r\n`;
 }
 
 function responseHead(status: number, message: string, rawHeaders: string[]): string {
   let head = `HTTP/1.1 ${status} ${message}\r\n`;
   for (let i = 0; i < rawHeaders.length; i += 2) head += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`;
-  return `${head}\r\n`;
+  return `${head}${VIA_LINE}\r\n`;
 }
 
 /** Replay a refusal on the raw client socket, then close it (what the apiserver's relay does, §5.3). */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { runKubectl, runProcess } from '../support/kubectl.js';
@@ -36,8 +36,10 @@ test('demo: kubeconfig, instructions, sessions logged, Ctrl-C stops it', async (
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  let stdout = '';
   child.stdout.on('data', (d: Buffer) => {
     out += d.toString();
+    stdout += d.toString();
   });
   child.stderr.on('data', (d: Buffer) => {
     out += d.toString();
@@ -55,6 +57,27 @@ test('demo: kubeconfig, instructions, sessions logged, Ctrl-C stops it', async (
     ])
       assert.ok(out.includes(cmd), cmd);
     assert.match(out, /"generation":"legacy"/);
+    // the banner first: no JSON line before it
+    const firstJson = stdout.split('\n').findIndex((l) => l.startsWith('{'));
+    const banner = stdout.split('\n').findIndex((l) => l.startsWith('kubeshim demo:'));
+    assert.ok(
+      banner >= 0 && (firstJson === -1 || banner < firstJson),
+      `banner before any JSON line:\n${stdout}`,
+    );
+    assert.match(
+      out,
+      new RegExp(`exec and attach run real processes on this machine, as you \\(${userInfo().username}\\)`),
+    );
+    // the cp hint names a file that exists here (this directory has no README.md), and works as written
+    const cp = /^ {2}kubectl cp (\S+) (demo:\S+)/m.exec(out);
+    assert.ok(cp, 'a kubectl cp hint');
+    assert.ok(existsSync(join(cwd, cp[1]!)), `${cp[1]} exists`);
+    const copied = await runKubectl('1.36', ['cp', cp[1]!, cp[2]!], {
+      env: { PATH: process.env.PATH, HOME: home, KUBECONFIG: kubeconfig },
+      cwd,
+      timeoutMs: 20_000,
+    });
+    assert.equal(copied.code, 0, copied.stderr);
 
     const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: kubeconfig };
     const r = await runKubectl('1.33', ['exec', '-i', 'demo', '--', 'cat'], {
@@ -83,5 +106,8 @@ test('demo: a bad flag is a usage error', async () => {
     timeoutMs: 20_000,
   });
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /unknown generation 'ancient'/);
+  assert.equal(
+    r.stderr,
+    "kubeshim demo: --generation 'ancient' is not one of legacy, spdy, modern, websocket; see 'kubeshim demo --help'\n",
+  );
 });

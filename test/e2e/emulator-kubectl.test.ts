@@ -1,5 +1,5 @@
 /**
- * Real kubectl 1.27 … 1.33 against the emulator (`modern`, so that every protocol is served), each
+ * Real kubectl 1.27 … 1.36 against the emulator (`modern`, so that every protocol is served), each
  * version in the protocol it chooses and, where it has a switch, in the other one too: piped stdin,
  * exit codes, separate stderr, a terminal's size, cp both ways, port-forward, 100 MB of stdin once
  * per version. Every session must be seen by the emulator in the protocol expected.
@@ -16,6 +16,7 @@ import {
   type KubectlVersion,
   type KubeEnv,
   makeKubeEnv,
+  negotiatedSubprotocol,
   runKubectl,
   runKubectlWithTty,
   startKubectl,
@@ -72,6 +73,18 @@ const PLANS: VersionPlan[] = [
   },
   wsDefault('1.31'),
   wsDefault('1.33'),
+  // 1.34 and 1.35 in their defaults only; 1.36, the newest, both ways like 1.33
+  {
+    ...wsDefault('1.34'),
+    exec: wsDefault('1.34').exec.slice(0, 1),
+    portForward: wsDefault('1.34').portForward.slice(0, 1),
+  },
+  {
+    ...wsDefault('1.35'),
+    exec: wsDefault('1.35').exec.slice(0, 1),
+    portForward: wsDefault('1.35').portForward.slice(0, 1),
+  },
+  wsDefault('1.36'),
 ];
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -176,6 +189,13 @@ for (const plan of PLANS) {
         assert.ok(data.equals(await readFile(join(work, `${name}.back`))), 'file came back byte-exact');
       });
     }
+
+    if (plan.exec[0]!.protocol === WS_EXEC)
+      test('its -v=9 log names the subprotocol it negotiated', async () => {
+        const r = await kubectl(version, ['-v=9', 'exec', 'demo', '--', 'true'], plan.exec[0]!);
+        assert.equal(r.code, 0, r.stderr.slice(-500));
+        assert.equal(negotiatedSubprotocol(r.stderr), WS_EXEC);
+      });
 
     test(`100 MB piped stdin comes back sha256-equal (${plan.exec[0]!.name})`, async () => {
       const variant = plan.exec[0]!;

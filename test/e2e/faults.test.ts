@@ -403,7 +403,12 @@ describe('the idle timeout (--idle-timeout)', () => {
     const c = await connectSpdyExec(`${s.url}${EXEC}&command=x`, [V4], SPDY_STREAMS);
     const error = await withTimeout(c.read('error'), 2000, 'the status');
     const status = decodeStatus(error.toString());
-    assert.match(status.kind === 'failure' ? status.message : '', /no data in either direction/);
+    const message = status.kind === 'failure' ? status.message : '';
+    assert.match(
+      message,
+      /kubeshim ended the session: no data in either direction for 300 ms \(--idle-timeout\)$/,
+    );
+    assert.doesNotMatch(message, /upstream connection failed/);
   });
 });
 

@@ -17,6 +17,7 @@ import {
   type KubectlVersion,
   type KubeEnv,
   makeKubeEnv,
+  negotiatedSubprotocol,
   runKubectl,
   runKubectlWithTty,
 } from '../support/kubectl.js';
@@ -29,6 +30,8 @@ interface Client {
   extraEnv: NodeJS.ProcessEnv;
   /** The protocol this kubectl speaks for exec in this configuration. */
   speaks: 'spdy' | 'websocket';
+  /** The auto cells it runs in (default: all four generations). */
+  generations?: Generation[];
 }
 
 const CLIENTS: Client[] = [
@@ -37,6 +40,17 @@ const CLIENTS: Client[] = [
   { name: '1.30', version: '1.30', extraEnv: {}, speaks: 'websocket' },
   { name: '1.31', version: '1.31', extraEnv: {}, speaks: 'websocket' },
   { name: '1.33', version: '1.33', extraEnv: {}, speaks: 'websocket' },
+  // 1.34 and 1.35 speak as 1.33 does: one cell that relays and one that translates each, not four
+  { name: '1.34', version: '1.34', extraEnv: {}, speaks: 'websocket', generations: ['legacy', 'modern'] },
+  { name: '1.35', version: '1.35', extraEnv: {}, speaks: 'websocket', generations: ['spdy', 'websocket'] },
+  { name: '1.36', version: '1.36', extraEnv: {}, speaks: 'websocket' },
+  {
+    name: '1.36 websockets=false',
+    version: '1.36',
+    extraEnv: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' },
+    speaks: 'spdy',
+    generations: ['websocket'],
+  },
   {
     name: '1.33 websockets=false',
     version: '1.33',
@@ -157,6 +171,13 @@ function cases(client: Client, kube: () => KubeEnv) {
     assert.match(r.stdout.toString(), /17 91/, `tty output: ${JSON.stringify(r.stdout.toString())}`);
   });
 
+  if (client.speaks === 'websocket')
+    test('kubectl -v=9 negotiated v5.channel.k8s.io with the shim', async () => {
+      const r = await run(['-v=9', 'exec', 'demo', '--', 'true']);
+      assert.equal(r.code, 0, fail('-v=9 exec', r));
+      assert.equal(negotiatedSubprotocol(r.stderr), 'v5.channel.k8s.io');
+    });
+
   test('attach -i', async () => {
     const r = await run(['attach', '-i', 'demo'], 'attached hello\n');
     assert.equal(r.code, 0, fail('attach', r));
@@ -174,11 +195,19 @@ const CELLS: Cell[] = [
   ...(['legacy', 'spdy', 'websocket', 'modern'] as Generation[]).map((generation) => ({
     generation,
     mode: 'auto' as UpstreamMode,
-    clients: CLIENTS,
+    clients: CLIENTS.filter((c) => c.generations?.includes(generation) ?? true),
   })),
   // forced modes where they change something: translation although the client's own protocol would pass
-  { generation: 'modern', mode: 'spdy', clients: CLIENTS.filter((c) => c.speaks === 'websocket') },
-  { generation: 'modern', mode: 'websocket', clients: CLIENTS.filter((c) => c.speaks === 'spdy') },
+  {
+    generation: 'modern',
+    mode: 'spdy',
+    clients: CLIENTS.filter((c) => c.speaks === 'websocket' && c.generations === undefined),
+  },
+  {
+    generation: 'modern',
+    mode: 'websocket',
+    clients: CLIENTS.filter((c) => c.speaks === 'spdy' && c.generations === undefined),
+  },
 ];
 
 for (const cell of CELLS) {

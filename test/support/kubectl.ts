@@ -231,3 +231,15 @@ export function startKubectl(
     });
   return { child, output: () => text, stop };
 }
+
+/**
+ * The WebSocket subprotocol kubectl says it negotiated, from its `-v=9` log: 1.36 logs a structured
+ * line (`"Subprotocol negotiated" protocol="v5.channel.k8s.io"`), earlier versions a sentence
+ * (`The subprotocol is v5.channel.k8s.io`).
+ */
+export function negotiatedSubprotocol(verboseLog: string): string | undefined {
+  const m =
+    /"Subprotocol negotiated" protocol="([^"]*)"/.exec(verboseLog) ??
+    /The subprotocol is (\S+)/.exec(verboseLog);
+  return m?.[1];
+}
