@@ -13,6 +13,7 @@ import { DEFAULT_KEEPALIVE, type KeepaliveOptions } from '../bridge/keepalive.js
 import { ActiveSessions } from '../bridge/session-record.js';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
+import type { Recorder } from '../record/recorder.js';
 import { syntheticRefusal } from '../upstream/dial.js';
 import {
   AccessControl,
@@ -68,6 +69,8 @@ export interface ShimOptions {
   maxSessions?: number;
   maxHeaderBytes?: number;
   idleTimeoutMs?: number;
+  /** Session recordings and the audit log (src/record). */
+  recorder?: Recorder;
 }
 
 export interface Shim {
@@ -109,16 +112,19 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     choiceTtlMs: opts.choiceTtlMs ?? 10 * 60_000,
     portForwardStats: opts.portForwardStats,
     spdyMaxHeaderBytes: maxHeaderBytes,
+    recorder: opts.recorder,
   });
   const plain = createPlainProxy(opts.target, log, handshakeTimeoutMs);
   const probes = opts.probes ?? [];
   const endpoints = opts.endpoints ?? [];
 
-  const denied = (req: IncomingMessage, d: Denial) =>
+  const denied = (req: IncomingMessage, d: Denial) => {
     log.warn(
       { remote: req.socket.remoteAddress, method: req.method, path: decodedPath(req.url), status: d.status },
       `request denied: ${d.message}`,
     );
+    opts.recorder?.auditDenied(req, d.status);
+  };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     for (const probe of probes) if (probe(req, res)) return;
@@ -131,6 +137,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
       return;
     }
     for (const endpoint of endpoints) if (endpoint(req, res)) return;
+    opts.recorder?.auditRequest(req, res);
     plain(req, res);
   };
 

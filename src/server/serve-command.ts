@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../observe/logger.js';
+import { DEFAULT_RECORD_MAX_BYTES } from '../record/recorder.js';
 import { DEFAULT_ACCEPT_HOSTS, parsePatterns } from './access.js';
 import { DEFAULT_LIMITS, formatDuration, parseCount, parseDuration } from './limits.js';
 import { parseListen } from './listen-address.js';
@@ -20,6 +21,13 @@ const USAGE = `Usage: kubeshim serve [flags]
   --tls-cert FILE --tls-key FILE   serve HTTPS
   --log-level LEVEL           pino level (default info)
   --port-forward-stats        count port-forward connections and their bytes (reads relayed SPDY frames)
+
+Recording and audit:
+  --record-dir DIR            record every exec and attach session as an asciicast v2 file in DIR (0600)
+  --record-stdin              record stdin too (it can carry passwords typed into the session)
+  --record-required           refuse sessions that cannot be recorded; end open ones when recording stops
+  --record-max-bytes N        per-session cap on recorded bytes (default ${DEFAULT_RECORD_MAX_BYTES})
+  --audit-log FILE|-          one JSON line per request (- : on stdout, with the log)
 
 Who may use it:
   --accept-hosts REGEXES      Host (and Origin) patterns, comma-separated
@@ -74,6 +82,11 @@ function parseServeArgs(argv: string[]): ServeArgs | number {
         'ping-interval': { type: 'string', default: '5s' },
         'ping-timeout': { type: 'string', default: '30s' },
         'shutdown-grace': { type: 'string', default: '10s' },
+        'record-dir': { type: 'string' },
+        'record-stdin': { type: 'boolean', default: false },
+        'record-required': { type: 'boolean', default: false },
+        'record-max-bytes': { type: 'string' },
+        'audit-log': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -91,6 +104,9 @@ function parseServeArgs(argv: string[]): ServeArgs | number {
     const maxHeaderBytes = optional(values['max-header-bytes'], (v) => parseCount('--max-header-bytes', v));
     if (maxHeaderBytes !== undefined && maxHeaderBytes < 1024)
       throw new Error('--max-header-bytes must be at least 1024');
+    const recordDir = values['record-dir'];
+    for (const flag of ['record-stdin', 'record-required', 'record-max-bytes'] as const)
+      if (values[flag] && recordDir === undefined) throw new Error(`--${flag} needs --record-dir`);
     return {
       listen: parseListen(values.listen),
       mode,
@@ -116,6 +132,13 @@ function parseServeArgs(argv: string[]): ServeArgs | number {
       pingIntervalMs: parseDuration('--ping-interval', values['ping-interval']),
       pingTimeoutMs: parseDuration('--ping-timeout', values['ping-timeout']),
       shutdownGraceMs: parseDuration('--shutdown-grace', values['shutdown-grace']),
+      recording: {
+        recordDir,
+        recordStdin: values['record-stdin'],
+        recordRequired: values['record-required'],
+        recordMaxBytes: optional(values['record-max-bytes'], (v) => parseCount('--record-max-bytes', v)),
+        auditLog: values['audit-log'],
+      },
     };
   } catch (err) {
     process.stderr.write(`kubeshim serve: ${(err as Error).message}\n\n${USAGE}`);

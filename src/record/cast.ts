@@ -1,0 +1,160 @@
+/**
+ * One session as an asciicast v2 file (what `asciinema play` and `asciinema cat` read): a JSON
+ * header line, then one `[seconds, type, data]` line per event — `o` for stdout and stderr, `i` for
+ * stdin (only when asked: it can carry passwords), `r` for a terminal resize — and, last, an `o`
+ * line saying how the session ended, so that a replay shows the exit status.
+ *
+ * Events are taken on the session's path as references to the buffers it already has (no copy) with
+ * their time; they are turned into JSON lines later, off that path, and handed to a FileSink whose
+ * queue is bounded. The header waits for the first event, so that a terminal's first resize gives
+ * it its size. Past `maxBytes` of payload one last line says the recording was truncated, and only
+ * the end line follows.
+ */
+import { unlink } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
+import type { FileSink } from './file-sink.js';
+
+export type CastEventKind = 'o' | 'e' | 'i' | 'r';
+
+export interface CastHeader {
+  /** Unix seconds at the session's start. */
+  timestamp: number;
+  title: string;
+  kubeshim: Record<string, unknown>;
+}
+
+/** Rough size of one event line beyond its payload. */
+const LINE_OVERHEAD = 24;
+const DEFAULT_SIZE = { width: 80, height: 24 };
+
+export class CastRecording {
+  private readonly started = performance.now();
+  // events not yet rendered, as parallel arrays (no object per chunk)
+  private readonly times: number[] = [];
+  private readonly kinds: CastEventKind[] = [];
+  private readonly data: Buffer[] = [];
+  private scheduled = false;
+  private headerWritten = false;
+  private size = DEFAULT_SIZE;
+  private payload = 0;
+  private truncated = false;
+  private ended = false;
+  private readonly decoders = {
+    o: new StringDecoder('utf8'),
+    e: new StringDecoder('utf8'),
+    i: new StringDecoder('utf8'),
+  };
+
+  constructor(
+    private readonly sink: FileSink,
+    private readonly header: CastHeader,
+    private readonly maxBytes: number,
+  ) {}
+
+  get path(): string {
+    return this.sink.path;
+  }
+
+  /** Take an event: `o` stdout, `e` stderr (both written as output), `i` stdin, `r` a resize message. */
+  add(kind: CastEventKind, chunk: Buffer): void {
+    if (this.ended || this.truncated || !this.sink.ok || chunk.length === 0) return;
+    if (this.payload + chunk.length > this.maxBytes) {
+      this.truncated = true;
+      this.flush();
+      this.writeHeader();
+      this.sink.write(this.line('o', `\r\n[kubeshim: recording truncated at ${this.maxBytes} bytes]\r\n`));
+      return;
+    }
+    this.payload += chunk.length + LINE_OVERHEAD;
+    this.times.push(performance.now());
+    this.kinds.push(kind);
+    this.data.push(chunk);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  /** The last line (how the session ended), then close the file. */
+  end(summary: string): Promise<void> {
+    if (!this.ended) {
+      this.ended = true;
+      this.flush();
+      if (this.sink.ok) {
+        this.writeHeader();
+        this.sink.write(this.line('o', `\r\n[kubeshim: ${summary}]\r\n`));
+      }
+    }
+    return this.sink.close();
+  }
+
+  /** Nothing happened worth keeping (the upgrade was refused): close and delete the file. */
+  async discard(): Promise<void> {
+    this.ended = true;
+    await this.sink.close();
+    await unlink(this.sink.path).catch(() => {});
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const n = this.times.length;
+    if (n === 0) return;
+    if (!this.headerWritten) {
+      const first = this.kinds.indexOf('r');
+      const firstOutput = this.kinds.findIndex((k) => k !== 'r');
+      if (first >= 0 && (firstOutput < 0 || first < firstOutput))
+        this.size = terminalSize(this.data[first]!) ?? this.size;
+      this.writeHeader();
+    }
+    let text = '';
+    for (let i = 0; i < n; i++) {
+      const kind = this.kinds[i]!;
+      const t = seconds(this.times[i]! - this.started);
+      if (kind === 'r') {
+        const size = terminalSize(this.data[i]!);
+        if (size) text += `[${t}, "r", "${size.width}x${size.height}"]\n`;
+        continue;
+      }
+      const s = this.decoders[kind].write(this.data[i]!);
+      if (s !== '') text += `[${t}, ${kind === 'i' ? '"i"' : '"o"'}, ${JSON.stringify(s)}]\n`;
+    }
+    this.times.length = 0;
+    this.kinds.length = 0;
+    this.data.length = 0;
+    if (text !== '') this.sink.write(text);
+  };
+
+  private writeHeader(): void {
+    if (this.headerWritten) return;
+    this.headerWritten = true;
+    const { timestamp, title, kubeshim } = this.header;
+    const header = { version: 2, ...this.size, timestamp, title, kubeshim };
+    this.sink.write(`${JSON.stringify(header)}\n`);
+  }
+
+  private line(kind: 'o', text: string): string {
+    return `[${seconds(performance.now() - this.started)}, "${kind}", ${JSON.stringify(text)}]\n`;
+  }
+}
+
+function seconds(ms: number): number {
+  return Math.round(ms * 1000) / 1e6;
+}
+
+/**
+ * The size a resize message sets: `{"Width":80,"Height":24}`, one JSON object per line (what kubectl
+ * sends); of several in one chunk the last one counts.
+ */
+function terminalSize(payload: Buffer): { width: number; height: number } | undefined {
+  const ok = (n: unknown): n is number => Number.isInteger(n) && (n as number) > 0 && (n as number) < 10000;
+  let size: { width: number; height: number } | undefined;
+  for (const line of payload.toString('utf8').split('\n')) {
+    try {
+      const v = JSON.parse(line) as { Width?: unknown; Height?: unknown };
+      if (ok(v.Width) && ok(v.Height)) size = { width: v.Width, height: v.Height };
+    } catch {
+      // not a size: ignored
+    }
+  }
+  return size;
+}
