@@ -78,10 +78,10 @@ export async function asciinemaCat(file: string): Promise<string> {
   return r.stdout.toString();
 }
 
-/** The parsed lines of a .cast file: its header and its events. */
+/** The parsed lines of a .cast file: its header and its events (none yet: an empty header). */
 export async function readCast(
   file: string,
 ): Promise<{ header: Record<string, unknown>; events: [number, string, string][] }> {
   const [first, ...rest] = (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '');
-  return { header: JSON.parse(first!), events: rest.map((l) => JSON.parse(l)) };
+  return { header: first === undefined ? {} : JSON.parse(first), events: rest.map((l) => JSON.parse(l)) };
 }
