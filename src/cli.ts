@@ -26,6 +26,7 @@ const COMMANDS: Record<string, Handler | undefined> = {
   demo: async (argv) => (await import('./emulator/demo.js')).demoCommand(argv),
   kubeconfig: async (argv) => (await import('./server/kubeconfig-command.js')).kubeconfigCommand(argv),
   doctor: async (argv) => (await import('./doctor/doctor-command.js')).doctorCommand(argv),
+  recordings: async (argv) => (await import('./record/recordings-command.js')).recordingsCommand(argv),
 };
 
 export async function main(argv: string[]): Promise<number> {

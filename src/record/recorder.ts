@@ -138,11 +138,11 @@ export class Recorder {
     );
   }
 
-  /** Audit a request the listener refused (access rules). */
+  /** Audit a request the listener refused (access rules): not authenticated by the listener token. */
   auditDenied(req: IncomingMessage, status: number): void {
     this.write({
       time: new Date().toISOString(),
-      identity: this.identify(req),
+      identity: identify(req, {}),
       method: req.method,
       ...pathAndSubresource(req.url),
       status,
@@ -189,6 +189,7 @@ export class SessionTrail implements SessionTap {
     const q = sr?.query;
     this.metadata = {
       sessionId: this.id,
+      started: this.started.toISOString(),
       subresource: sr?.subresource ?? 'other',
       namespace: sr?.namespace,
       pod: sr?.pod,
