@@ -7,8 +7,8 @@
  * Events are taken on the session's path as references to the buffers it already has (no copy) with
  * their time; they are turned into JSON lines later, off that path, and handed to a FileSink whose
  * queue is bounded. The header waits for the first event, so that a terminal's first resize gives
- * it its size. Past `maxBytes` of payload one last line says the recording was truncated, and only
- * the end line follows.
+ * it its size. Past `maxBytes` (payload, plus a line's overhead per event: about the file's size)
+ * one last line says the recording was truncated, and only the end line follows.
  */
 import { unlink } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';

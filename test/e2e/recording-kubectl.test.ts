@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Emulator, type Generation, startEmulator } from '../../src/emulator/index.js';
 import { silentLogger } from '../../src/observe/logger.js';
+import { Metrics } from '../../src/observe/metrics.js';
 import {
   type KubectlVersion,
   type KubeEnv,
@@ -96,6 +97,7 @@ for (const cell of CELLS) {
     let rec: TestRecorder;
     let shim: TestShim;
     let kube: KubeEnv;
+    const metrics = new Metrics();
     before(async () => {
       emulator = await startEmulator({
         generation: cell.generation,
@@ -105,6 +107,7 @@ for (const cell of CELLS) {
       rec = await startTestRecorder();
       shim = await startTestShim(emulator.url, 'auto', {
         recorder: rec.recorder,
+        metrics,
         tls: { cert: tls.cert, key: tls.key },
       });
       kube = await makeKubeEnv(shim.url, { token: JWT, caData: tls.ca });
@@ -211,6 +214,14 @@ for (const cell of CELLS) {
       assert.match(shown, /\[kubeshim: exit code 3\]/);
       assert.equal(audit['exitCode'], 3);
       assert.equal(audit['outcome'], 'exit-code');
+      // counted as what it was
+      const counted = await metrics.registry.getSingleMetric('kubeshim_sessions_total')!.get();
+      const exits = counted.values.filter((v) => v.labels['outcome'] === 'exit-code');
+      assert.equal(
+        exits.reduce((n, v) => n + v.value, 0),
+        2,
+        JSON.stringify(counted.values),
+      );
     });
 
     test('an attach: what the pod echoed is recorded', async () => {
