@@ -11,8 +11,8 @@
  * one last line says the recording was truncated, and only the end line follows.
  */
 import { unlink } from 'node:fs/promises';
-import { StringDecoder } from 'node:string_decoder';
 import type { FileSink } from './file-sink.js';
+import { JsonText, maxJsonLength } from './json-text.js';
 
 export type CastEventKind = 'o' | 'e' | 'i' | 'r';
 
@@ -26,6 +26,8 @@ export interface CastHeader {
 /** Rough size of one event line beyond its payload. */
 const LINE_OVERHEAD = 24;
 const DEFAULT_SIZE = { width: 80, height: 24 };
+/** Event lines are written into slabs of this size (bigger for a bigger chunk). */
+const SLAB = 1024 * 1024;
 
 export class CastRecording {
   private readonly started = performance.now();
@@ -39,11 +41,10 @@ export class CastRecording {
   private payload = 0;
   private truncated = false;
   private ended = false;
-  private readonly decoders = {
-    o: new StringDecoder('utf8'),
-    e: new StringDecoder('utf8'),
-    i: new StringDecoder('utf8'),
-  };
+  private readonly texts = { o: new JsonText(), e: new JsonText(), i: new JsonText() };
+  /** Where event lines are written: the free end of a slab; what is written is queued as a slice. */
+  private slab = Buffer.alloc(0);
+  private slabAt = 0;
 
   constructor(
     private readonly sink: FileSink,
@@ -106,23 +107,45 @@ export class CastRecording {
         this.size = terminalSize(this.data[first]!) ?? this.size;
       this.writeHeader();
     }
-    let text = '';
+    let start = this.slabAt;
     for (let i = 0; i < n; i++) {
       const kind = this.kinds[i]!;
+      const data = this.data[i]!;
       const t = seconds(this.times[i]! - this.started);
       if (kind === 'r') {
-        const size = terminalSize(this.data[i]!);
-        if (size) text += `[${t}, "r", "${size.width}x${size.height}"]\n`;
+        const size = terminalSize(data);
+        if (size) start = this.put(start, `[${t}, "r", "${size.width}x${size.height}"]\n`, 48);
         continue;
       }
-      const s = this.decoders[kind].write(this.data[i]!);
-      if (s !== '') text += `[${t}, ${kind === 'i' ? '"i"' : '"o"'}, ${JSON.stringify(s)}]\n`;
+      start = this.room(start, maxJsonLength(data.length) + 48);
+      const before = this.slabAt;
+      this.slabAt += this.slab.write(`[${t}, "${kind === 'i' ? 'i' : 'o'}", "`, this.slabAt, 'latin1');
+      const textAt = this.slabAt;
+      this.slabAt = this.texts[kind].write(data, this.slab, this.slabAt);
+      // a chunk that was only the start of a character: nothing to show yet
+      if (this.slabAt === textAt) this.slabAt = before;
+      else this.slabAt += this.slab.write('"]\n', this.slabAt, 'latin1');
     }
     this.times.length = 0;
     this.kinds.length = 0;
     this.data.length = 0;
-    if (text !== '') this.sink.write(text);
+    if (this.slabAt > start) this.sink.write(this.slab.subarray(start, this.slabAt));
   };
+
+  /** Room for `bytes` more in the slab; a full slab's lines (from `start`) are queued first. */
+  private room(start: number, bytes: number): number {
+    if (this.slabAt + bytes <= this.slab.length) return start;
+    if (this.slabAt > start) this.sink.write(this.slab.subarray(start, this.slabAt));
+    this.slab = Buffer.allocUnsafe(Math.max(SLAB, bytes));
+    this.slabAt = 0;
+    return 0;
+  }
+
+  private put(start: number, line: string, most: number): number {
+    const at = this.room(start, most);
+    this.slabAt += this.slab.write(line, this.slabAt, 'latin1');
+    return at;
+  }
 
   private writeHeader(): void {
     if (this.headerWritten) return;

@@ -7,6 +7,20 @@
  */
 import { type FileHandle, open } from 'node:fs/promises';
 
+/** Buffers in one writev (the system's IOV_MAX is 1024). */
+const MAX_BATCH = 1024;
+
+/** Write every byte of `buffers`: writev may write less than asked (a full disk, a signal). */
+async function writeAll(fh: FileHandle, buffers: Buffer[], size: number): Promise<void> {
+  let { bytesWritten } = await fh.writev(buffers);
+  while (bytesWritten < size) {
+    const rest = Buffer.concat(buffers).subarray(bytesWritten);
+    const r = await fh.write(rest);
+    if (r.bytesWritten === 0) throw new Error('the disk took no more bytes');
+    bytesWritten += r.bytesWritten;
+  }
+}
+
 /** Bytes queued for all files at once. */
 export class QueueBudget {
   used = 0;
@@ -22,7 +36,7 @@ export interface FileSinkOptions {
 }
 
 export class FileSink {
-  private readonly queue: string[] = [];
+  private readonly queue: Buffer[] = [];
   private queued = 0;
   private writing = false;
   private failed = false;
@@ -45,10 +59,11 @@ export class FileSink {
     return !this.failed;
   }
 
-  /** Queue text; false (and the file failed) when it would pass a bound. */
-  write(text: string): boolean {
+  /** Queue bytes (or text, as UTF-8); false (and the file failed) when it would pass a bound. */
+  write(data: Buffer | string): boolean {
     if (this.failed || this.closed) return false;
-    const size = Buffer.byteLength(text);
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    const size = bytes.length;
     const { budget } = this.opts;
     if (this.queued + size > this.opts.maxQueued || budget.used + size > budget.limit) {
       this.fail('the disk cannot keep up (the write queue is full)');
@@ -56,7 +71,7 @@ export class FileSink {
     }
     this.queued += size;
     budget.used += size;
-    this.queue.push(text);
+    this.queue.push(bytes);
     if (!this.writing) void this.drain();
     return true;
   }
@@ -73,15 +88,16 @@ export class FileSink {
   private async drain(): Promise<void> {
     this.writing = true;
     while (this.queue.length > 0 && !this.failed) {
-      const text = this.queue.length === 1 ? this.queue[0]! : this.queue.join('');
-      this.queue.length = 0;
+      const batch = this.queue.splice(0, MAX_BATCH);
+      let size = 0;
+      for (const b of batch) size += b.length;
       try {
-        await this.fh.write(text);
+        await writeAll(this.fh, batch, size);
         if ((await this.fh.stat()).nlink === 0) throw new Error('the file was removed');
       } catch (err) {
         this.fail((err as Error).message);
       }
-      this.release(Buffer.byteLength(text));
+      this.release(size);
     }
     this.writing = false;
     this.closing?.();
@@ -96,7 +112,7 @@ export class FileSink {
     if (this.failed) return;
     this.failed = true;
     // what is still queued will never be written: give its share of the budget back
-    for (const text of this.queue) this.release(Buffer.byteLength(text));
+    for (const b of this.queue) this.release(b.length);
     this.queue.length = 0;
     this.opts.onFailure(why);
   }

@@ -42,7 +42,7 @@ export interface RecorderOptions {
 }
 
 export const DEFAULT_RECORD_MAX_BYTES = 256 * 1024 * 1024;
-const DEFAULT_QUEUED_PER_SESSION = 8 * 1024 * 1024;
+const DEFAULT_QUEUED_PER_SESSION = 32 * 1024 * 1024;
 const DEFAULT_QUEUED = 128 * 1024 * 1024;
 
 export class Recorder {

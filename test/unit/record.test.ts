@@ -14,6 +14,7 @@ import { ChannelFrameReader, unmasked } from '../../src/channel/frame-reader.js'
 import { CastRecording } from '../../src/record/cast.js';
 import { FileSink, QueueBudget } from '../../src/record/file-sink.js';
 import { jwtClaims } from '../../src/record/identity.js';
+import * as jsonText from '../../src/record/json-text.js';
 import { waitFor } from '../support/wait.js';
 
 let dir: string;
@@ -198,4 +199,27 @@ test('JWT claims: naming claims only, never the rest; not a JWT: none', () => {
   assert.equal(jwtClaims('opaque-token'), undefined);
   assert.equal(jwtClaims('a.!!!.c'), undefined);
   assert.equal(jwtClaims(`${enc({})}.${enc([1])}.x`), undefined);
+});
+
+test('output text as JSON: any UTF-8 split anywhere reads back as sent; bytes that are not text become U+FFFD', () => {
+  const { JsonText, maxJsonLength } = jsonText;
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary' }), fc.array(fc.nat(), { maxLength: 8 }), (s, cuts) => {
+      const bytes = Buffer.from(s);
+      const text = new JsonText();
+      const out = Buffer.alloc(maxJsonLength(bytes.length) + 64);
+      let at = 0;
+      let from = 0;
+      for (const c of [...cuts.map((n) => n % (bytes.length + 1)).sort((a, b) => a - b), bytes.length]) {
+        at = text.write(bytes.subarray(from, c), out, at);
+        from = c;
+      }
+      assert.equal(JSON.parse(`"${out.toString('utf8', 0, at)}"`), s);
+    }),
+    { numRuns: 300 },
+  );
+  const text = new JsonText();
+  const out = Buffer.alloc(64);
+  const end = text.write(Buffer.from([0x61, 0xff, 0x62, 0x0d, 0x0a, 0x22]), out, 0);
+  assert.equal(JSON.parse(`"${out.toString('utf8', 0, end)}"`), 'a\ufffdb\r\n"');
 });
