@@ -14,6 +14,7 @@ Usage:
   kubeshim demo        the embedded demo: an emulated cluster with the shim in front of it
   kubeshim kubeconfig  print a kubeconfig whose server is the shim
   kubeshim doctor      probe the path to the upstream and say which protocols pass
+  kubeshim recordings  list the session recordings of serve --record-dir, or print one as text
   kubeshim version     print the version (also --version)
 
 Run 'kubeshim <command> --help' for the flags of a command.
