@@ -101,6 +101,7 @@ for (const required of [true, false]) {
 
       test(`a new session is ${required ? 'refused with a Status saying why' : 'carried, unrecorded'}`, async () => {
         const before = await failureCount(metrics);
+        const auditBefore = (await rec.audit()).length;
         const r = await runKubectl(cell.version, ['exec', '-i', 'demo', '--', 'cat'], {
           env: kube.env,
           input: 'new\n',
@@ -118,7 +119,10 @@ for (const required of [true, false]) {
         }
         // (kubectl 1.30+ tries SPDY after a refused WebSocket upgrade: a second refusal)
         assert.ok((await failureCount(metrics)) > before);
-        const audit = (await rec.audit()).at(-1)!;
+        // the session's line is written when it ends, which may be just after kubectl exited
+        const audit = await waitFor('the audit line of the new session', async () =>
+          (await rec.audit()).slice(auditBefore).find((a) => a['subresource'] === 'exec'),
+        );
         assert.equal(audit['status'], required ? 503 : 101, JSON.stringify(audit));
       });
     });
