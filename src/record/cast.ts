@@ -26,8 +26,14 @@ export interface CastHeader {
 /** Rough size of one event line beyond its payload. */
 const LINE_OVERHEAD = 24;
 const DEFAULT_SIZE = { width: 80, height: 24 };
-/** Event lines are written into slabs of this size (bigger for a bigger chunk). */
+/**
+ * Event lines of every recording are written into one slab at a time (bigger for a bigger chunk),
+ * and queued as slices of it: memory follows the bytes waiting for the disk, not the number of
+ * sessions recorded. A slab is freed once no queued slice of it is left.
+ */
 const SLAB = 1024 * 1024;
+let slab = Buffer.alloc(0);
+let slabAt = 0;
 
 export class CastRecording {
   private readonly started = performance.now();
@@ -42,9 +48,6 @@ export class CastRecording {
   private truncated = false;
   private ended = false;
   private readonly texts = { o: new JsonText(), e: new JsonText(), i: new JsonText() };
-  /** Where event lines are written: the free end of a slab; what is written is queued as a slice. */
-  private slab = Buffer.alloc(0);
-  private slabAt = 0;
 
   constructor(
     private readonly sink: FileSink,
@@ -107,7 +110,7 @@ export class CastRecording {
         this.size = terminalSize(this.data[first]!) ?? this.size;
       this.writeHeader();
     }
-    let start = this.slabAt;
+    let start = slabAt;
     for (let i = 0; i < n; i++) {
       const kind = this.kinds[i]!;
       const data = this.data[i]!;
@@ -118,32 +121,32 @@ export class CastRecording {
         continue;
       }
       start = this.room(start, maxJsonLength(data.length) + 48);
-      const before = this.slabAt;
-      this.slabAt += this.slab.write(`[${t}, "${kind === 'i' ? 'i' : 'o'}", "`, this.slabAt, 'latin1');
-      const textAt = this.slabAt;
-      this.slabAt = this.texts[kind].write(data, this.slab, this.slabAt);
+      const before = slabAt;
+      slabAt += slab.write(`[${t}, "${kind === 'i' ? 'i' : 'o'}", "`, slabAt, 'latin1');
+      const textAt = slabAt;
+      slabAt = this.texts[kind].write(data, slab, slabAt);
       // a chunk that was only the start of a character: nothing to show yet
-      if (this.slabAt === textAt) this.slabAt = before;
-      else this.slabAt += this.slab.write('"]\n', this.slabAt, 'latin1');
+      if (slabAt === textAt) slabAt = before;
+      else slabAt += slab.write('"]\n', slabAt, 'latin1');
     }
     this.times.length = 0;
     this.kinds.length = 0;
     this.data.length = 0;
-    if (this.slabAt > start) this.sink.write(this.slab.subarray(start, this.slabAt));
+    if (slabAt > start) this.sink.write(slab.subarray(start, slabAt));
   };
 
   /** Room for `bytes` more in the slab; a full slab's lines (from `start`) are queued first. */
   private room(start: number, bytes: number): number {
-    if (this.slabAt + bytes <= this.slab.length) return start;
-    if (this.slabAt > start) this.sink.write(this.slab.subarray(start, this.slabAt));
-    this.slab = Buffer.allocUnsafe(Math.max(SLAB, bytes));
-    this.slabAt = 0;
+    if (slabAt + bytes <= slab.length) return start;
+    if (slabAt > start) this.sink.write(slab.subarray(start, slabAt));
+    slab = Buffer.allocUnsafe(Math.max(SLAB, bytes));
+    slabAt = 0;
     return 0;
   }
 
   private put(start: number, line: string, most: number): number {
     const at = this.room(start, most);
-    this.slabAt += this.slab.write(line, this.slabAt, 'latin1');
+    slabAt += slab.write(line, slabAt, 'latin1');
     return at;
   }
 
