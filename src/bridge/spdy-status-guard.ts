@@ -20,7 +20,7 @@ import { RelayedExec } from './relayed-exec.js';
 import type { SessionRecord } from './session-record.js';
 
 const LIMITS = { maxControlFrameSize: 1024 * 1024 };
-/** Stream types of remotecommand and the channel each one is (§3.2). */
+/** Stream types of remotecommand and the channel number each one has in the WebSocket protocols. */
 const STREAM_CHANNELS = new Map([
   ['stdin', 0],
   ['stdout', 1],
