@@ -259,3 +259,37 @@ describe('serve --client-ca --record-dir: the identity is the client certificate
     }
   });
 });
+
+describe('serve --audit-log -', () => {
+  test('audit lines go to stdout with the log, as lines whose msg is audit, whatever the log level', async () => {
+    const serve = await startServe(
+      ['--upstream', emulator.url, '--audit-log', '-', '--log-level', 'warn'],
+      env(),
+    );
+    try {
+      const k = await makeKubeEnv(serve.url);
+      try {
+        const r = await runKubectl('1.36', ['get', 'pod', 'demo'], { env: k.env, timeoutMs: 30_000 });
+        assert.equal(r.code, 0, r.stderr);
+      } finally {
+        await k.cleanup();
+      }
+      const line = await waitFor('an audit line', () =>
+        serve
+          .lines()
+          .find((l) => l['msg'] === 'audit' && l['path'] === '/api/v1/namespaces/default/pods/demo'),
+      );
+      assert.equal(line['status'], 200);
+      assert.equal(line['method'], 'GET');
+      assert.deepEqual(line['identity'], { via: 'address', address: '127.0.0.1' });
+    } finally {
+      await serve.stop();
+    }
+  });
+
+  test('recording flags without --record-dir are a usage error', async () => {
+    const r = await runCli(['serve', '--record-stdin'], env());
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^kubeshim serve: --record-stdin needs --record-dir/);
+  });
+});
