@@ -4,11 +4,12 @@
  * stdin (only when asked: it can carry passwords), `r` for a terminal resize — and, last, an `o`
  * line saying how the session ended, so that a replay shows the exit status.
  *
- * Events are taken on the session's path as references to the buffers it already has (no copy) with
- * their time; they are turned into JSON lines later, off that path, and handed to a FileSink whose
- * queue is bounded. The header waits for the first event, so that a terminal's first resize gives
- * it its size. Past `maxBytes` (payload, plus a line's overhead per event: about the file's size)
- * one last line says the recording was truncated, and only the end line follows.
+ * Events come with their time (milliseconds since the session started) in batches, and are
+ * turned into JSON lines by `flush` and handed to a FileSink whose queue is bounded; this runs on
+ * the recording thread (cast-thread.ts), off the sessions' path. The header waits for the first
+ * event, so that a terminal's first resize gives it its size. Past `maxBytes` (payload, plus a
+ * line's overhead per event: about the file's size) one last line says the recording was
+ * truncated, and only the end line follows.
  */
 import { unlink } from 'node:fs/promises';
 import type { FileSink } from './file-sink.js';
@@ -36,12 +37,12 @@ let slab = Buffer.alloc(0);
 let slabAt = 0;
 
 export class CastRecording {
-  private readonly started = performance.now();
   // events not yet rendered, as parallel arrays (no object per chunk)
   private readonly times: number[] = [];
   private readonly kinds: CastEventKind[] = [];
   private readonly data: Buffer[] = [];
-  private scheduled = false;
+  /** Time of the latest event (ms since the start): lines never go back in time. */
+  private last = 0;
   private headerWritten = false;
   private size = DEFAULT_SIZE;
   private payload = 0;
@@ -51,7 +52,8 @@ export class CastRecording {
 
   constructor(
     private readonly sink: FileSink,
-    private readonly header: CastHeader,
+    /** Written with the first line: until then it may still be replaced. */
+    public header: CastHeader,
     private readonly maxBytes: number,
   ) {}
 
@@ -59,9 +61,13 @@ export class CastRecording {
     return this.sink.path;
   }
 
-  /** Take an event: `o` stdout, `e` stderr (both written as output), `i` stdin, `r` a resize message. */
-  add(kind: CastEventKind, chunk: Buffer): void {
+  /**
+   * Take an event at `ms` since the session started: `o` stdout, `e` stderr (both written as
+   * output), `i` stdin, `r` a resize message. Nothing is written before `flush`.
+   */
+  add(kind: CastEventKind, chunk: Buffer, ms: number): void {
     if (this.ended || this.truncated || !this.sink.ok || chunk.length === 0) return;
+    this.last = Math.max(this.last, ms);
     if (this.payload + chunk.length > this.maxBytes) {
       this.truncated = true;
       this.flush();
@@ -70,20 +76,17 @@ export class CastRecording {
       return;
     }
     this.payload += chunk.length + LINE_OVERHEAD;
-    this.times.push(performance.now());
+    this.times.push(this.last);
     this.kinds.push(kind);
     this.data.push(chunk);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flush);
-    }
   }
 
-  /** The last line (how the session ended), then close the file. */
-  end(summary: string): Promise<void> {
+  /** The last line (how the session ended, at `ms` since it started), then close the file. */
+  end(summary: string, ms: number): Promise<void> {
     if (!this.ended) {
       this.ended = true;
       this.flush();
+      this.last = Math.max(this.last, ms);
       if (this.sink.ok) {
         this.writeHeader();
         this.sink.write(this.line('o', `\r\n[kubeshim: ${summary}]\r\n`));
@@ -99,8 +102,8 @@ export class CastRecording {
     await unlink(this.sink.path).catch(() => {});
   }
 
-  private readonly flush = (): void => {
-    this.scheduled = false;
+  /** Write the events taken so far as lines. */
+  flush(): void {
     const n = this.times.length;
     if (n === 0) return;
     if (!this.headerWritten) {
@@ -114,7 +117,7 @@ export class CastRecording {
     for (let i = 0; i < n; i++) {
       const kind = this.kinds[i]!;
       const data = this.data[i]!;
-      const t = seconds(this.times[i]! - this.started);
+      const t = seconds(this.times[i]!);
       if (kind === 'r') {
         const size = terminalSize(data);
         if (size) start = this.put(start, `[${t}, "r", "${size.width}x${size.height}"]\n`, 48);
@@ -133,7 +136,7 @@ export class CastRecording {
     this.kinds.length = 0;
     this.data.length = 0;
     if (slabAt > start) this.sink.write(slab.subarray(start, slabAt));
-  };
+  }
 
   /** Room for `bytes` more in the slab; a full slab's lines (from `start`) are queued first. */
   private room(start: number, bytes: number): number {
@@ -159,7 +162,7 @@ export class CastRecording {
   }
 
   private line(kind: 'o', text: string): string {
-    return `[${seconds(performance.now() - this.started)}, "${kind}", ${JSON.stringify(text)}]\n`;
+    return `[${seconds(this.last)}, "${kind}", ${JSON.stringify(text)}]\n`;
   }
 }
 

@@ -1,6 +1,8 @@
 /**
  * An append-only file written in the background: callers queue text and go on; one write at a time
- * goes to the disk. What is queued is bounded twice, per file and across all files (a shared
+ * goes to the disk. With `minWrite`, a write waits until that much is queued (or a moment has
+ * passed, or the file closes): each write hands a thread of the pool work and wakes it, so few
+ * large writes cost far less than many small ones. What is queued is bounded twice, per file and across all files (a shared
  * budget): a disk that cannot keep up makes the file fail, it never grows memory. After each write
  * the file is checked to still be linked — a recording whose file or directory was deleted is lost,
  * although writes to the open descriptor would still succeed.
@@ -9,6 +11,8 @@ import { type FileHandle, open } from 'node:fs/promises';
 
 /** Buffers in one writev (the system's IOV_MAX is 1024). */
 const MAX_BATCH = 1024;
+/** A write waits for `minWrite` bytes at most this long after the first of them was queued. */
+const LINGER_MS = 50;
 
 /** Write every byte of `buffers`: writev may write less than asked (a full disk, a signal). */
 async function writeAll(fh: FileHandle, buffers: Buffer[], size: number): Promise<void> {
@@ -31,6 +35,8 @@ export interface FileSinkOptions {
   budget: QueueBudget;
   /** Bytes this file may have queued. */
   maxQueued: number;
+  /** Bytes to gather before a write (default 0: write at once). */
+  minWrite?: number;
   /** Told once, when the file cannot be written any more (nothing more is written after it). */
   onFailure(why: string): void;
 }
@@ -39,6 +45,7 @@ export class FileSink {
   private readonly queue: Buffer[] = [];
   private queued = 0;
   private writing = false;
+  private linger: NodeJS.Timeout | undefined;
   private failed = false;
   private closing: (() => void) | undefined;
   private closed: Promise<void> | undefined;
@@ -72,7 +79,7 @@ export class FileSink {
     this.queued += size;
     budget.used += size;
     this.queue.push(bytes);
-    if (!this.writing) void this.drain();
+    if (!this.writing) this.schedule();
     return true;
   }
 
@@ -80,9 +87,23 @@ export class FileSink {
   close(): Promise<void> {
     this.closed ??= new Promise<void>((resolve) => {
       this.closing = resolve;
-      if (!this.writing) void this.drain();
+      if (!this.writing) this.schedule();
     }).then(() => this.fh.close().catch(() => {}));
     return this.closed;
+  }
+
+  /** Write now when enough is queued (or the file closes), else in a moment. */
+  private schedule(): void {
+    if (this.queued >= (this.opts.minWrite ?? 0) || this.closing !== undefined) {
+      clearTimeout(this.linger);
+      this.linger = undefined;
+      void this.drain();
+    } else if (this.linger === undefined && this.queue.length > 0) {
+      this.linger = setTimeout(() => {
+        this.linger = undefined;
+        if (!this.writing) void this.drain();
+      }, LINGER_MS);
+    }
   }
 
   private async drain(): Promise<void> {
@@ -98,9 +119,11 @@ export class FileSink {
         this.fail((err as Error).message);
       }
       this.release(size);
+      if (this.queued < (this.opts.minWrite ?? 0) && this.closing === undefined) break;
     }
     this.writing = false;
-    this.closing?.();
+    if (this.queue.length > 0 && !this.failed) this.schedule();
+    else this.closing?.();
   }
 
   private release(size: number): void {
@@ -114,6 +137,8 @@ export class FileSink {
     // what is still queued will never be written: give its share of the budget back
     for (const b of this.queue) this.release(b.length);
     this.queue.length = 0;
+    clearTimeout(this.linger);
+    this.linger = undefined;
     this.opts.onFailure(why);
   }
 }

@@ -19,8 +19,8 @@ import type { SessionRecord, SessionTap } from '../bridge/session-record.js';
 import type { Logger } from '../observe/logger.js';
 import type { StreamRequest } from '../server/classify.js';
 import { type AuditEntry, type AuditLog, openAuditLog } from './audit-log.js';
-import { CastRecording } from './cast.js';
-import { FileSink, QueueBudget } from './file-sink.js';
+import { CastWriter, type Recording } from './cast-writer.js';
+import { QueueBudget } from './file-sink.js';
 import { type Identity, identify, type ListenerAuth } from './identity.js';
 
 export interface RecorderOptions {
@@ -47,11 +47,17 @@ const DEFAULT_QUEUED = 128 * 1024 * 1024;
 
 export class Recorder {
   private readonly budget: QueueBudget;
+  private readonly writer: CastWriter;
   private readonly failures: Counter<'what' | 'cause'>;
   private audit: AuditLog | undefined;
 
   private constructor(readonly opts: RecorderOptions) {
     this.budget = new QueueBudget(opts.maxQueued ?? DEFAULT_QUEUED);
+    this.writer = new CastWriter({
+      budget: this.budget,
+      maxQueued: opts.maxQueued ?? DEFAULT_QUEUED,
+      maxQueuedPerSession: opts.maxQueuedPerSession ?? DEFAULT_QUEUED_PER_SESSION,
+    });
     this.failures = new Counter({
       name: 'kubeshim_recording_failures_total',
       help: 'Times a session recording (what="recording") or the audit log (what="audit") stopped being written, by cause: open (the file could not be created), write (a write failed or the file was removed), queue (the disk could not keep up).',
@@ -96,15 +102,11 @@ export class Recorder {
     if (dir === undefined || sr === undefined || sr.subresource === 'portforward') return trail;
     const path = join(dir, castFileName(trail.started, sr, trail.id));
     try {
-      const sink = await FileSink.open(path, true, {
-        budget: this.budget,
-        maxQueued: this.opts.maxQueuedPerSession ?? DEFAULT_QUEUED_PER_SESSION,
-        onFailure: (why) => trail.recordingFailed(why),
-      });
-      trail.recording = new CastRecording(
-        sink,
+      trail.recording = await this.writer.open(
+        path,
         { timestamp: Math.floor(trail.started.getTime() / 1000), title: title(sr), kubeshim: trail.metadata },
         this.opts.recordMaxBytes ?? DEFAULT_RECORD_MAX_BYTES,
+        (why) => trail.recordingFailed(why),
       );
     } catch (err) {
       const why = `cannot create ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
@@ -160,8 +162,9 @@ export class Recorder {
     this.failures.inc({ what, cause: cause ?? (why.includes('cannot keep up') ? 'queue' : 'write') });
   }
 
-  close(): Promise<void> {
-    return this.audit?.close() ?? Promise.resolve();
+  async close(): Promise<void> {
+    await this.writer.stop();
+    await this.audit?.close();
   }
 }
 
@@ -173,7 +176,7 @@ export class SessionTrail implements SessionTap {
   readonly identity: Identity;
   readonly metadata: Record<string, unknown>;
   readonly wantsInput: boolean;
-  recording: CastRecording | undefined;
+  recording: Recording | undefined;
   /** Set when the session must be refused: why. */
   refusal: string | undefined;
   private record: SessionRecord | undefined;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { ChannelFrameReader, unmasked } from '../../src/channel/frame-reader.js';
-import { CastRecording } from '../../src/record/cast.js';
+import { CastWriter } from '../../src/record/cast-writer.js';
 import { FileSink, QueueBudget } from '../../src/record/file-sink.js';
 import { jwtClaims } from '../../src/record/identity.js';
 import * as jsonText from '../../src/record/json-text.js';
@@ -149,22 +149,27 @@ test('the shared budget bounds all files together', async () => {
   assert.equal(budget.used, 0);
 });
 
-test('a cast: size from the first resize, output decoded across chunk splits, truncation marker, end line', async () => {
+test('a cast, written on the recording thread: size from the first resize, output decoded across chunk splits, truncation marker, end line', async () => {
   const path = join(dir, 'one.cast');
-  const sink = await FileSink.open(path, true, {
-    budget: new QueueBudget(1 << 20),
-    maxQueued: 1 << 20,
-    onFailure: assert.fail,
-  });
-  const cast = new CastRecording(sink, { timestamp: 1, title: 't', kubeshim: { sessionId: 's' } }, 130);
+  const budget = new QueueBudget(1 << 20);
+  const writer = new CastWriter({ budget, maxQueued: 1 << 20, maxQueuedPerSession: 1 << 20 });
+  const cast = await writer.open(
+    path,
+    { timestamp: 1, title: 't', kubeshim: { sessionId: 's' } },
+    130,
+    assert.fail,
+  );
   cast.add('r', Buffer.from('{"Width":100,"Height":30}\n'));
   const euro = Buffer.from('€');
   cast.add('o', euro.subarray(0, 1));
+  await new Promise((r) => setTimeout(r, 5)); // the character's halves in two batches
   cast.add('o', euro.subarray(1));
   cast.add('e', Buffer.from('err'));
   cast.add('o', Buffer.from('this one is past the cap'));
   cast.add('o', Buffer.from('and this one is dropped'));
   await cast.end('exit code 2');
+  await writer.stop();
+  assert.equal(budget.used, 0, 'every taken byte given back');
   const lines = (await readFile(path, 'utf8'))
     .trim()
     .split('\n')
@@ -190,6 +195,25 @@ test('a cast: size from the first resize, output decoded across chunk splits, tr
   await waitFor('times in order', () =>
     lines.slice(1).every((l: number[], i: number, a: number[][]) => i === 0 || l[0]! >= a[i - 1]![0]!),
   );
+});
+
+test('a recording thread that lags fails the recording instead of queueing without bound', async () => {
+  const budget = new QueueBudget(1 << 20);
+  const writer = new CastWriter({ budget, maxQueued: 1 << 20, maxQueuedPerSession: 64 * 1024 });
+  const failures: string[] = [];
+  const cast = await writer.open(
+    join(dir, 'lag.cast'),
+    { timestamp: 1, title: 't', kubeshim: {} },
+    1 << 30,
+    (why) => failures.push(why),
+  );
+  // taken at once, faster than any batch can be handed over
+  for (let i = 0; i < 100; i++) cast.add('o', Buffer.alloc(4096, 'x'));
+  assert.deepEqual(failures, ['the disk cannot keep up (the write queue is full)']);
+  await cast.end('exit code 0');
+  await writer.stop();
+  assert.equal(budget.used, 0, 'every taken byte given back');
+  assert.deepEqual(failures, ['the disk cannot keep up (the write queue is full)'], 'told once');
 });
 
 test('JWT claims: naming claims only, never the rest; not a JWT: none', () => {
