@@ -1,6 +1,7 @@
 /**
- * Soak: `npm run soak [-- --minutes 10] [-- --sessions 200] [-- --fault-every 3]`. Not part of
- * `npm test`.
+ * Soak: `npm run soak [-- --minutes 10] [-- --sessions 200] [-- --fault-every 3] [-- --record]`.
+ * Not part of `npm test`. With `--record` the shim records every exec and attach session and
+ * writes an audit log (into a temporary directory, removed at the end; its size is reported).
  *
  * `kubeshim serve` (auto) runs as a process of its own in front of a scripted upstream, also a
  * process of its own (bench/soak-upstream.ts), with two pods: `spdy-only` refuses WebSocket upgrades and `ws-only` refuses
@@ -19,9 +20,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { once } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeMessage, encodeClose, encodeMessage } from '../src/channel/codec.js';
@@ -42,6 +44,7 @@ const { values: flags } = parseArgs({
     minutes: { type: 'string', default: '10' },
     sessions: { type: 'string', default: '200' },
     'fault-every': { type: 'string', default: '3' },
+    record: { type: 'boolean', default: false },
   },
 });
 
@@ -269,6 +272,10 @@ async function runDriver(): Promise<number> {
   const upstreamPort = await freePort();
   const upstream = new UpstreamProcess(upstreamPort);
   await upstream.start();
+  const recordRoot = flags.record ? mkdtempSync(join(tmpdir(), 'kubeshim-soak-rec-')) : undefined;
+  const recording = recordRoot
+    ? ['--record-dir', join(recordRoot, 'casts'), '--audit-log', join(recordRoot, 'audit.log')]
+    : [];
   const shim = spawn(
     process.execPath,
     [
@@ -287,6 +294,7 @@ async function runDriver(): Promise<number> {
       'info',
       '--max-sessions',
       String(concurrency * 5),
+      ...recording,
     ],
     {
       cwd: REPO,
@@ -319,6 +327,15 @@ async function runDriver(): Promise<number> {
   } finally {
     shim.kill('SIGKILL');
     await upstream.stop();
+    if (recordRoot) {
+      const casts = readdirSync(join(recordRoot, 'casts'));
+      const bytes = casts.reduce((n, f) => n + statSync(join(recordRoot, 'casts', f)).size, 0);
+      const audit = readFileSync(join(recordRoot, 'audit.log'), 'utf8').split('\n').length - 1;
+      process.stdout.write(
+        `recording: ${casts.length} recordings, ${(bytes / MiB).toFixed(1)} MiB, ${audit} audit lines\n`,
+      );
+      rmSync(recordRoot, { recursive: true, force: true });
+    }
   }
 }
 

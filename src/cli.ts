@@ -20,6 +20,7 @@ Usage:
   ${NAME} demo        the embedded demo: an emulated cluster with the shim in front of it
   ${NAME} kubeconfig  print a kubeconfig whose server is the shim
   ${NAME} doctor      probe the path to the upstream and say which protocols pass
+  ${NAME} recordings  list the session recordings of serve --record-dir, or print one as text
   ${NAME} version     print the version (also --version)
 
 Run '${NAME} <command> --help' for the flags of a command.
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, Handler | undefined> = {
   demo: async (argv) => (await import('./emulator/demo.js')).demoCommand(argv),
   kubeconfig: async (argv) => (await import('./server/kubeconfig-command.js')).kubeconfigCommand(argv),
   doctor: async (argv) => (await import('./doctor/doctor-command.js')).doctorCommand(argv),
+  recordings: async (argv) => (await import('./record/recordings-command.js')).recordingsCommand(argv),
 };
 
 export async function main(argv: string[]): Promise<number> {

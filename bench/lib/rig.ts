@@ -28,14 +28,19 @@ export class Rig {
     );
   }
 
-  /** Shim number `slot` in front of the `kind` upstream, translating every session to `mode`. */
-  shim(mode: ShimMode, kind: UpstreamKind, slot: number): Promise<Worker> {
-    return this.once(`shim:${mode}:${kind}:${slot}`, async () => this.freshShim(mode, kind));
+  /**
+   * Shim number `slot` in front of the `kind` upstream, translating every session to `mode`;
+   * `record`: recording every session.
+   */
+  shim(mode: ShimMode, kind: UpstreamKind, slot: number, record = false): Promise<Worker> {
+    return this.once(`shim:${mode}:${kind}:${slot}${record ? ':record' : ''}`, async () =>
+      this.freshShim(mode, kind, record),
+    );
   }
 
   /** A shim process of its own (the caller stops it). */
-  async freshShim(mode: ShimMode, kind: UpstreamKind): Promise<Worker> {
-    return startWorker('shim', { upstream: (await this.upstream(kind)).info['url'], mode });
+  async freshShim(mode: ShimMode, kind: UpstreamKind, record = false): Promise<Worker> {
+    return startWorker('shim', { upstream: (await this.upstream(kind)).info['url'], mode, record });
   }
 
   client(name: ClientName): Promise<Worker> {

@@ -19,6 +19,11 @@ export interface PathSpec {
   /** The upstream protocol the shim is forced to. */
   shimMode: ShimMode;
   upstream: UpstreamKind;
+  /**
+   * Measure recording's cost: the shim records every session, and the baseline (in the relay's
+   * place) is the same shim not recording.
+   */
+  recording?: boolean;
 }
 
 /** One measurement: the load generator's call against `url`. */
@@ -41,8 +46,12 @@ export async function threePaths(
   const [client, upstream, relays, shims] = await Promise.all([
     rig.client(spec.client),
     rig.upstream(spec.upstream),
-    Promise.all(slots.map((i) => rig.relay(spec.upstream, i))),
-    Promise.all(slots.map((i) => rig.shim(spec.shimMode, spec.upstream, i))),
+    Promise.all(
+      slots.map((i) =>
+        spec.recording ? rig.shim(spec.shimMode, spec.upstream, i) : rig.relay(spec.upstream, i),
+      ),
+    ),
+    Promise.all(slots.map((i) => rig.shim(spec.shimMode, spec.upstream, i, spec.recording))),
   ]);
   await Promise.all(shims.map(resetShimSessions));
   const shimRuns = new Map<Worker, number>();
@@ -69,8 +78,18 @@ export async function threePaths(
   return {
     variants: [
       variant('direct', undefined, `${spec.speaks} client → ${up}`),
-      variant('relay', relays, `${spec.speaks} client → TCP relay → ${up}`),
-      variant('shim', shims, `${spec.speaks} client → kubeshim → ${spec.translatedTo} upstream`),
+      spec.recording
+        ? variant(
+            'relay',
+            relays,
+            `${spec.speaks} client → kubeshim, recording off → ${spec.translatedTo} upstream`,
+          )
+        : variant('relay', relays, `${spec.speaks} client → TCP relay → ${up}`),
+      variant(
+        'shim',
+        shims,
+        `${spec.speaks} client → kubeshim${spec.recording ? ', recording on' : ''} → ${spec.translatedTo} upstream`,
+      ),
     ],
     close: async () => {
       if (profiling)

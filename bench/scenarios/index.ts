@@ -39,6 +39,9 @@ const SPDY_PF = {
 const one = (quick: boolean) => (quick ? 64 * MiB : GiB);
 const of32 = (quick: boolean) => (quick ? 2 * MiB : 32 * MiB);
 const of64 = (quick: boolean) => (quick ? MiB : 16 * MiB);
+/** Recorded sessions write what they carry to disk too: kept smaller than the others. */
+const recordedOne = (quick: boolean) => (quick ? 32 * MiB : 256 * MiB);
+const recordedOf8 = (quick: boolean) => (quick ? 8 * MiB : 64 * MiB);
 
 /** `execUpstream`: which upstream serves the exec throughput and latency scenarios (`--upstream`). */
 export function buildScenarios(execUpstream: UpstreamKind): Scenario[] {
@@ -162,6 +165,32 @@ export function buildScenarios(execUpstream: UpstreamKind): Scenario[] {
       params: { transport: 'spdy' },
       sessions: 64,
       bytes: of64,
+    }),
+    throughputScenario({
+      ...WS_EXEC,
+      upstream: execUpstream,
+      target: 0.9,
+      recording: true,
+      name: 'record-ws-1',
+      description:
+        'exec stdout, one WS v5 session translated to SPDY, recorded (--record-dir); its baseline, in the relay column, is the same shim not recording',
+      call: 'stdout',
+      sessions: 1,
+      bytes: recordedOne,
+      shimSessionsPerRun: 1,
+    }),
+    throughputScenario({
+      ...SPDY_EXEC,
+      upstream: execUpstream,
+      target: 0.9,
+      recording: true,
+      name: 'record-spdy-8',
+      description:
+        'exec stdout, 8 SPDY sessions translated to WS v5, recorded (--record-dir); its baseline, in the relay column, is the same shim not recording',
+      call: 'stdout',
+      sessions: 8,
+      bytes: recordedOf8,
+      shimSessionsPerRun: 8,
     }),
     latencyScenario({
       ...WS_EXEC,

@@ -3,16 +3,24 @@
  * of the upstream target (no kubeconfig), metrics on, info-level JSON log — with the upstream
  * protocol forced (`spdy` or `websocket`) so that every session is translated. Its log is read here:
  * `sessions` tells how the sessions it carried ended, so a run that "measured" failures shows it.
+ * With `record`, it records every exec session (`--record-dir` into a directory of its own, removed
+ * when it stops, no size cap so that the whole stream is recorded); a recording that stopped counts
+ * as a failed session.
  */
+import { rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/observe/logger.js';
 import { Metrics } from '../../src/observe/metrics.js';
+import { Recorder } from '../../src/record/recorder.js';
 import { startShim } from '../../src/server/listener.js';
 import type { UpstreamMode } from '../../src/server/stream-handler.js';
 import { loadUpstreamTarget } from '../../src/upstream/target.js';
 import { serveWorker, workerParams } from '../lib/worker.js';
 
-const { upstream, mode } = workerParams<{ upstream: string; mode: UpstreamMode }>();
+const { upstream, mode, record } = workerParams<{ upstream: string; mode: UpstreamMode; record?: boolean }>();
 
 let outcomes: Record<string, number> = {};
 let problems: string[] = [];
@@ -27,6 +35,8 @@ const logSink = new Writable({
         closeReason?: string;
       };
       if (entry.msg === 'session') outcomes[entry.outcome ?? '?'] = (outcomes[entry.outcome ?? '?'] ?? 0) + 1;
+      if (entry.msg === 'recording stopped')
+        outcomes['recording-stopped'] = (outcomes['recording-stopped'] ?? 0) + 1;
       if (entry.level >= 40 && problems.length < 5)
         problems.push(`${entry.msg} ${entry.closeReason ?? ''}`.trim());
     }
@@ -36,14 +46,20 @@ const logSink = new Writable({
 
 // the bastion form: --upstream without a kubeconfig
 const target = await loadUpstreamTarget({ upstream }, { HOME: '/nonexistent' });
+const log = createLogger({ level: 'info', destination: logSink });
+const recordDir = record ? await mkdtemp(join(tmpdir(), 'kubeshim-bench-rec-')) : undefined;
+if (recordDir) process.on('exit', () => rmSync(recordDir, { recursive: true, force: true }));
 const shim = await startShim({
   host: '127.0.0.1',
   port: 0,
   target,
   mode,
-  log: createLogger({ level: 'info', destination: logSink }),
+  log,
   metrics: new Metrics(),
   maxSessions: 0, // the idle scenario holds thousands
+  recorder: recordDir
+    ? await Recorder.create({ recordDir, recordMaxBytes: Number.MAX_SAFE_INTEGER, log })
+    : undefined,
 });
 
 serveWorker(

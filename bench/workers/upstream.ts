@@ -38,7 +38,8 @@ import { SpdySession, type SpdyStream } from '../../src/spdy/session.js';
 import { CHUNK, DOWNLOAD_PORT, type Program, parseProgram } from '../lib/wire.js';
 import { serveWorker } from '../lib/worker.js';
 
-const payload = Buffer.alloc(CHUNK, 0);
+/** What a terminal shows: lines of text (the translators never look at it; a recording encodes it). */
+const payload = Buffer.alloc(CHUNK, 'kubeshim bench output: the quick brown fox jumps over the lazy dog\r\n');
 const status = Buffer.from(SUCCESS_STATUS_JSON);
 const noop = () => {};
 

@@ -19,6 +19,24 @@ export interface SessionInfo {
 
 export type SessionOutcome = 'success' | 'exit-code' | 'failure' | 'error';
 
+/**
+ * What a session's recording and audit see of it (src/record): its streams' payloads as they pass —
+ * buffers the bridges already have, to be used without copying and never changed — and its closing
+ * line.
+ */
+export interface SessionTap {
+  /** Stdin is recorded only on request (it can carry passwords): relays unmask a copy only then. */
+  readonly wantsInput: boolean;
+  output(chunk: Buffer, stderr: boolean): void;
+  input(chunk: Buffer): void;
+  /** A resize message, `{"Width":W,"Height":H}`. */
+  resize(payload: Buffer): void;
+  /** The session is carried by `record` (protocols known): the tap sets itself as its tap, and may end it early through it. */
+  attach(record: SessionRecord): void;
+  /** The closing line, as logged. */
+  finished(line: Record<string, unknown>): void;
+}
+
 export interface SessionMetricsSink {
   sessionOpened(l: { subresource: string; client: string; upstream: string }): void;
   sessionClosed(
@@ -90,6 +108,8 @@ export class SessionRecord {
   private finished = false;
   private readonly extra: Record<string, unknown> = {};
   private aborter: ((reason: string) => void) | undefined;
+  /** The recording and audit of this session, when there are any. */
+  tap: SessionTap | undefined;
 
   constructor(
     readonly info: SessionInfo,
@@ -139,6 +159,7 @@ export class SessionRecord {
     if (this.exitCode !== undefined) line['exitCode'] = this.exitCode;
     const level = this.outcome === 'error' ? 'warn' : 'info';
     this.log[level](line, 'session');
+    this.tap?.finished(line);
     this.metrics?.sessionClosed(this.labels(), {
       durationMs,
       bytesIn: this.bytesIn,

@@ -4,7 +4,9 @@
  * docs/protocols.md §3.2, §9 #124571). The guard watches both directions with our frame parser and,
  * when that happens, gives the client a Failure status on its error stream: put in just before the
  * upstream's RST_STREAM (or GOAWAY) when the upstream closed "cleanly", or, when the connection just
- * dropped, written with the resets and GOAWAY a dying server should have sent.
+ * dropped, written with the resets and GOAWAY a dying server should have sent. What its parsers read
+ * of the streams (payload slices, never copies) goes on to the session's RelayedExec: the status
+ * that gives the session its outcome, and the recording.
  */
 import type { Duplex } from 'node:stream';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
@@ -14,9 +16,20 @@ import { GoAwayStatus, RstStatus } from '../spdy/constants.js';
 import { type FrameHandler, FrameParser } from '../spdy/frame-parser.js';
 import { dataFrameHeader, goAwayFrame, rstStreamFrame } from '../spdy/frame-writer.js';
 import { HeaderDecompressor, type HeaderMap } from '../spdy/header-block.js';
+import { RelayedExec } from './relayed-exec.js';
 import { SessionAborted, type SessionRecord } from './session-record.js';
 
 const LIMITS = { maxControlFrameSize: 1024 * 1024 };
+/** Stream types of remotecommand and the channel number each one has in the WebSocket protocols. */
+const STREAM_CHANNELS = new Map([
+  ['stdin', 0],
+  ['stdout', 1],
+  ['stderr', 2],
+  ['error', 3],
+  ['resize', 4],
+]);
+/** Streams followed; a client opening more than a session has is not followed further. */
+const STREAM_TYPES = 16;
 /** Padding a truncated DATA frame is worth it only when little is missing. */
 const MAX_FILL = 1024 * 1024;
 
@@ -25,6 +38,10 @@ export class SpdyStatusGuard {
   private readonly fromUpstream: FrameParser;
   private errorStreamId: number | undefined;
   private readonly streamIds: number[] = [];
+  /** Channel of each stream the client opened, by stream id. */
+  private readonly channels = new Map<number, number>();
+  /** What the session's streams say: its status and its recording. */
+  readonly exec: RelayedExec;
   private statusSeen = false;
   private blind = false;
   /** Bytes of the upstream's stream before the chunk being read, and where in it a status must go. */
@@ -38,11 +55,17 @@ export class SpdyStatusGuard {
     private readonly log: Logger,
     private readonly record: SessionRecord,
   ) {
+    this.exec = new RelayedExec(version, record);
     const ignore = () => {};
     const clientHandler: FrameHandler = {
-      onData: ignore,
+      onData: (id: number, payload: Buffer) => {
+        const channel = this.channels.get(id);
+        if (channel !== undefined && payload.length > 0) this.exec.fromClient(channel, payload);
+      },
       onSynStream: (id: number, _a: number, _p: number, _f: number, headers: HeaderMap) => {
         this.streamIds.push(id);
+        const channel = STREAM_CHANNELS.get(headers['streamtype'] ?? '');
+        if (channel !== undefined && this.channels.size < STREAM_TYPES) this.channels.set(id, channel);
         if (headers['streamtype'] === 'error') this.errorStreamId = id;
       },
       onSynReply: ignore,
@@ -57,6 +80,8 @@ export class SpdyStatusGuard {
       onSynStream: ignore,
       onData: (id: number, payload: Buffer) => {
         if (id === this.errorStreamId && payload.length > 0) this.statusSeen = true;
+        const channel = this.channels.get(id);
+        if (channel !== undefined) this.exec.fromUpstream(channel, payload);
       },
       onRstStream: (id: number) => {
         if (id === this.errorStreamId) this.closedWithoutStatus();

@@ -131,6 +131,8 @@ class SpdyToWsExec {
     stream.on('data', (chunk: Buffer) => {
       if (upstream.readyState !== upstream.OPEN) return;
       if (countBytes) record.bytesIn += chunk.length;
+      if (channel === CH_STDIN) record.tap?.input(chunk);
+      else record.tap?.resize(chunk);
       sendChannel(upstream, channel, chunk, upstreamVersion.base64);
       if (wsCongested(upstream)) {
         stream.pause();
@@ -165,6 +167,7 @@ class SpdyToWsExec {
         const out = msg.channel === CH_STDOUT ? this.stdout : this.stderr;
         if (out === undefined) return;
         record.bytesOut += msg.payload.length;
+        record.tap?.output(msg.payload, msg.channel === CH_STDERR);
         if (!out.write(msg.payload)) this.waitForDrain(out);
         return;
       }

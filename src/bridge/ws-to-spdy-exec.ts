@@ -93,8 +93,10 @@ class WsToSpdyExec {
 
   private readOutput(stream: SpdyStream, channel: number): void {
     const { client, record } = this.p;
+    const stderr = channel === CH_STDERR;
     stream.on('data', (chunk: Buffer) => {
       record.bytesOut += chunk.length;
+      record.tap?.output(chunk, stderr);
       this.send(channel, chunk);
       if (wsCongested(client)) {
         stream.pause();
@@ -134,10 +136,12 @@ class WsToSpdyExec {
         const stdin = this.stdin;
         if (stdin === undefined || stdin.writableEnded) return; // data after CLOSE is discarded
         record.bytesIn += msg.payload.length;
+        record.tap?.input(msg.payload);
         this.writeUpstream(stdin, msg.payload);
         return;
       }
       case CH_RESIZE:
+        record.tap?.resize(msg.payload);
         if (this.resize && !this.resize.writableEnded) this.writeUpstream(this.resize, msg.payload);
         return;
       case CH_CLOSE: {

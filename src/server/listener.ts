@@ -14,6 +14,7 @@ import { DEFAULT_KEEPALIVE, type KeepaliveOptions } from '../bridge/keepalive.js
 import { ActiveSessions } from '../bridge/session-record.js';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
+import type { Recorder } from '../record/recorder.js';
 import { syntheticRefusal } from '../upstream/dial.js';
 import {
   AccessControl,
@@ -70,6 +71,8 @@ export interface ShimOptions {
   maxSessions?: number;
   maxHeaderBytes?: number;
   idleTimeoutMs?: number;
+  /** Session recordings and the audit log (src/record). */
+  recorder?: Recorder;
 }
 
 export interface Shim {
@@ -113,16 +116,19 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     choiceTtlMs: opts.choiceTtlMs ?? 10 * 60_000,
     portForwardStats: opts.portForwardStats,
     spdyMaxHeaderBytes: maxHeaderBytes,
+    recorder: opts.recorder,
   });
   const plain = createPlainProxy(opts.target, log, handshakeTimeoutMs);
   const probes = opts.probes ?? [];
   const endpoints = opts.endpoints ?? [];
 
-  const denied = (req: IncomingMessage, d: Denial, path: string | undefined) =>
+  const denied = (req: IncomingMessage, d: Denial, path: string | undefined) => {
     log.warn(
       { remote: req.socket.remoteAddress, method: req.method, path, status: d.status },
       `request denied: ${d.message}`,
     );
+    opts.recorder?.auditDenied(req, d.status);
+  };
 
   /** Parse the request's target once (a 400 for anything but a plain path, before any check or dial). */
   const canonicalise = (req: IncomingMessage): Denial | undefined => {
@@ -165,6 +171,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
       return;
     }
     for (const endpoint of endpoints) if (endpoint(req, res)) return;
+    opts.recorder?.auditRequest(req, res);
     plain(req, res);
   };
 

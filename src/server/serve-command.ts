@@ -11,6 +11,7 @@ import {
   UsageError,
 } from '../command-line.js';
 import { createLogger } from '../observe/logger.js';
+import { DEFAULT_RECORD_MAX_BYTES } from '../record/recorder.js';
 import { DEFAULT_ACCEPT_HOSTS, parsePatterns } from './access.js';
 import {
   DEFAULT_LIMITS,
@@ -35,6 +36,13 @@ const USAGE = `Usage: kubeshim serve [flags]
   --tls-cert FILE --tls-key FILE   serve HTTPS
   --log-level LEVEL           pino level (default info)
   --port-forward-stats        count port-forward connections and their bytes (reads relayed SPDY frames)
+
+Recording and audit:
+  --record-dir DIR            record every exec and attach session as an asciicast v2 file in DIR (0600)
+  --record-stdin              record stdin too (it can carry passwords typed into the session)
+  --record-required           refuse sessions that cannot be recorded; end open ones when recording stops
+  --record-max-bytes N        per-session cap on recorded bytes (default ${DEFAULT_RECORD_MAX_BYTES})
+  --audit-log FILE|-          one JSON line per request (- : on stdout, with the log)
 
 Who may use it:
   --accept-hosts REGEXES      Host (and Origin) patterns, comma-separated
@@ -87,6 +95,11 @@ function parseServeArgs(argv: string[]): ServeArgs | 0 {
       'ping-interval': { type: 'string', default: '5s' },
       'ping-timeout': { type: 'string', default: '30s' },
       'shutdown-grace': { type: 'string', default: '10s' },
+      'record-dir': { type: 'string' },
+      'record-stdin': { type: 'boolean', default: false },
+      'record-required': { type: 'boolean', default: false },
+      'record-max-bytes': { type: 'string' },
+      'audit-log': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     });
     if (values.help) {
@@ -103,6 +116,9 @@ function parseServeArgs(argv: string[]): ServeArgs | 0 {
       throw new Error('--max-header-bytes must be at least 1024');
     if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined))
       throw new Error('--tls-cert and --tls-key go together: give both, or neither for plain http');
+    const recordDir = values['record-dir'];
+    for (const flag of ['record-stdin', 'record-required', 'record-max-bytes'] as const)
+      if (values[flag] && recordDir === undefined) throw new Error(`--${flag} needs --record-dir`);
     return {
       listen: parseListen(values.listen),
       mode,
@@ -130,6 +146,13 @@ function parseServeArgs(argv: string[]): ServeArgs | 0 {
       pingIntervalMs: parseDuration('--ping-interval', values['ping-interval']),
       pingTimeoutMs: parseDuration('--ping-timeout', values['ping-timeout']),
       shutdownGraceMs: parseDuration('--shutdown-grace', values['shutdown-grace']),
+      recording: {
+        recordDir,
+        recordStdin: values['record-stdin'],
+        recordRequired: values['record-required'],
+        recordMaxBytes: optional(values['record-max-bytes'], (v) => parseCount('--record-max-bytes', v)),
+        auditLog: values['audit-log'],
+      },
     };
   } catch (err) {
     throw err instanceof UsageError ? err : new UsageError((err as Error).message);

@@ -4,10 +4,12 @@
  * the demo and the tests.
  */
 import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { readFlagFile } from '../command-line.js';
 import { createHealth } from '../observe/health.js';
 import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
+import { Recorder, type RecorderOptions } from '../record/recorder.js';
 import { loadUpstreamTarget, type TargetOptions, type UpstreamTarget } from '../upstream/target.js';
 import {
   AccessControl,
@@ -47,6 +49,8 @@ export interface ServeConfig extends TargetOptions {
   /** `--ping-interval`, `--ping-timeout`: keepalive toward SPDY and WebSocket peers. */
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
+  /** `--record-dir`, `--record-stdin`, `--record-required`, `--record-max-bytes`, `--audit-log`. */
+  recording?: Omit<RecorderOptions, 'log' | 'registry' | 'auth'>;
 }
 
 export interface Serving {
@@ -103,6 +107,17 @@ export async function startServing(cfg: ServeConfig, env: NodeJS.ProcessEnv = pr
   const pingIntervalMs = cfg.pingIntervalMs ?? 5000;
   const pingTimeoutMs = cfg.pingTimeoutMs ?? 30_000;
   const metrics = new Metrics();
+  const rec = cfg.recording;
+  const recorder =
+    rec?.recordDir !== undefined || rec?.auditLog !== undefined
+      ? await Recorder.create({
+          ...rec,
+          log: cfg.log,
+          registry: metrics.registry,
+          // the token's file name names it: the token itself stays out of every record
+          auth: { tokenName: cfg.tokenFile === undefined ? undefined : basename(cfg.tokenFile) },
+        })
+      : undefined;
   const health = createHealth(target, cfg.log);
   const shim = await startShim({
     host: cfg.listen.host,
@@ -123,13 +138,14 @@ export async function startServing(cfg: ServeConfig, env: NodeJS.ProcessEnv = pr
     maxSessions: limits.maxSessions,
     maxHeaderBytes: limits.maxHeaderBytes,
     idleTimeoutMs: limits.idleTimeoutMs,
+    recorder,
   });
   return {
     shim,
     target,
     metrics,
-    close: () => shim.close(),
-    shutdown: (graceMs, hurry) => drain(shim, graceMs, cfg.log, hurry),
+    close: () => shim.close().then(() => recorder?.close()),
+    shutdown: (graceMs, hurry) => drain(shim, graceMs, cfg.log, hurry).then(() => recorder?.close()),
   };
 }
 

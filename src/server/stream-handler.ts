@@ -13,6 +13,7 @@ import { type KeepaliveOptions, keepWebSocketAlive } from '../bridge/keepalive.j
 import { bridgeLegacyPortForward, legacyPorts, validPorts } from '../bridge/legacy-portforward.js';
 import { PortForwardObserver, type RelayFraming } from '../bridge/portforward-observer.js';
 import { type RelayHooks, relay } from '../bridge/relay.js';
+import { RelayedExec, wsExecRelayHooks } from '../bridge/relayed-exec.js';
 import { type ActiveSessions, type SessionMetricsSink, SessionRecord } from '../bridge/session-record.js';
 import { SpdyStatusGuard } from '../bridge/spdy-status-guard.js';
 import { bridgeSpdyToWsExec } from '../bridge/spdy-to-ws-exec.js';
@@ -38,6 +39,7 @@ import {
   WS_LEGACY_REMOTECOMMAND,
 } from '../k8s/protocols.js';
 import type { Logger } from '../observe/logger.js';
+import type { Recorder, SessionTrail } from '../record/recorder.js';
 import { SpdySession } from '../spdy/session.js';
 import { ProtocolChoices, type UpstreamProtocol } from '../upstream/choice.js';
 import { type AuthHeaders, CREDENTIALS_UNAVAILABLE } from '../upstream/credentials.js';
@@ -89,6 +91,8 @@ export interface StreamHandlerConfig {
   portForwardStats?: boolean;
   /** Largest SPDY control frame and inflated header block accepted from a peer (default: the core's). */
   spdyMaxHeaderBytes?: number;
+  /** Session recordings and the audit log (`--record-dir`, `--audit-log`). */
+  recorder?: Recorder;
 }
 
 /** WebSocket remotecommand protocols we can translate, in no particular order (the client's order wins). */
@@ -115,6 +119,12 @@ export class StreamHandler {
 
   async handle(req: IncomingMessage, socket: Duplex, head: Buffer, sr: StreamRequest): Promise<void> {
     const { log, metrics } = this.cfg;
+    const trail = await this.cfg.recorder?.open(req, sr);
+    if (trail?.refusal !== undefined) {
+      trail.rejected(503, trail.refusal);
+      replyRefusal(socket, syntheticRefusal(503, trail.refusal));
+      return;
+    }
     const policy = await this.credentialPolicy();
     const ctx: Ctx = {
       req,
@@ -123,6 +133,7 @@ export class StreamHandler {
       sr,
       policy,
       log: log.child({ subresource: sr.subresource, pod: sr.pod }),
+      trail,
     };
     const attempts = this.plan(ctx);
     const refusals = new Map<UpstreamProtocol, Refusal>();
@@ -140,6 +151,7 @@ export class StreamHandler {
         }
         const message = `kubeshim could not reach the upstream for ${sr.subresource}: ${(err as Error).message}`;
         ctx.log.warn({ err: (err as Error).message, upstream: attempt.upstream }, 'upstream dial failed');
+        trail?.rejected(502, message);
         replyRefusal(socket, syntheticRefusal(502, message));
         return;
       }
@@ -164,7 +176,9 @@ export class StreamHandler {
       }
     }
     // every attempt refused: answer with what the client's own protocol got, if it was tried
-    replyRefusal(socket, refusals.get(sr.client.kind) ?? refusals.values().next().value!);
+    const refusal = refusals.get(sr.client.kind) ?? refusals.values().next().value!;
+    trail?.rejected(refusal.statusCode, 'the upstream refused the upgrade');
+    replyRefusal(socket, refusal);
   }
 
   private choiceKey(sr: StreamRequest): string {
@@ -212,33 +226,40 @@ export class StreamHandler {
         : headerValue(r.response.headers['sec-websocket-protocol']);
     const name = `${sr.client.kind}/${negotiated || '-'}`;
     const record = this.record(ctx, name, name, 'relay');
-    const guard =
-      sr.client.kind === 'spdy' && sr.subresource !== 'portforward'
-        ? new SpdyStatusGuard(
-            remoteCommandVersion(negotiated) ?? remoteCommandVersion(RC_V1)!,
-            socket,
-            ctx.log,
-            record,
-          )
-        : undefined;
-    const hooks: RelayHooks =
-      sr.subresource === 'portforward'
-        ? this.forwardHooks(ctx, record, relayedFraming(sr, negotiated))
-        : {
-            onClientData: guard && ((c) => guard.onClientData(c)),
-            onUpstreamData: guard && ((c) => guard.onUpstreamData(c)),
-            onUpstreamEnd: guard && ((e) => guard.onUpstreamEnd(e)),
-          };
+    let hooks: RelayHooks;
+    let exec: RelayedExec | undefined;
+    if (sr.subresource === 'portforward') {
+      hooks = this.forwardHooks(ctx, record, relayedFraming(sr, negotiated));
+    } else {
+      // read the channels passing by: the session's status (its true outcome) and its recording
+      const version = remoteCommandVersion(negotiated) ?? remoteCommandVersion(RC_V1)!;
+      if (sr.client.kind === 'spdy') {
+        const guard = new SpdyStatusGuard(version, socket, ctx.log, record);
+        exec = guard.exec;
+        hooks = {
+          onClientData: (c) => guard.onClientData(c),
+          onUpstreamData: (c) => guard.onUpstreamData(c),
+          onUpstreamEnd: (e) => guard.onUpstreamEnd(e),
+        };
+      } else {
+        exec = new RelayedExec(version, record);
+        hooks = wsExecRelayHooks(exec, version, socket, ctx.log);
+      }
+    }
     void relay(
       { client: socket, upstream: r.socket, clientHead: head, upstreamHead: r.head },
       record,
       hooks,
-    ).then((reason) => record.finish(reason));
+    ).then((reason) => {
+      exec?.settle();
+      record.finish(reason);
+    });
     return undefined;
   }
 
   /** Any other upgrade (a WebSocket watch, logs over WebSocket …): relayed as it is. */
   async relayOther(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const trail = await this.cfg.recorder?.open(req, undefined);
     const policy = await this.credentialPolicy();
     const target = requestTarget(req);
     let r: UpgradeResult;
@@ -250,6 +271,7 @@ export class StreamHandler {
       return;
     }
     if (!r.ok) {
+      trail?.rejected(r.refusal.statusCode, 'the upstream refused the upgrade');
       replyRefusal(socket, r.refusal);
       return;
     }
@@ -261,6 +283,7 @@ export class StreamHandler {
       this.cfg.active,
     );
     record.note('path', target.path);
+    trail?.attach(record);
     void relay({ client: socket, upstream: r.socket, clientHead: head, upstreamHead: r.head }, record).then(
       (reason) => record.finish(reason),
     );
@@ -488,8 +511,10 @@ export class StreamHandler {
    * the session line says they were not counted.
    */
   private forwardHooks(ctx: Ctx, record: SessionRecord, framing: RelayFraming | undefined): RelayHooks {
-    if (this.cfg.portForwardStats && framing) return new PortForwardObserver(record, ctx.log, framing).hooks;
-    record.note('portForwardStats', this.cfg.portForwardStats ? 'unavailable' : 'off');
+    // the audit log wants the figures per port too
+    const wanted = this.cfg.portForwardStats || this.cfg.recorder?.audits === true;
+    if (wanted && framing) return new PortForwardObserver(record, ctx.log, framing).hooks;
+    record.note('portForwardStats', wanted ? 'unavailable' : 'off');
     return {};
   }
 
@@ -565,12 +590,14 @@ export class StreamHandler {
 
   private record(ctx: Ctx, client: string, upstream: string, mode: 'translate' | 'relay'): SessionRecord {
     const { sr } = ctx;
-    return new SessionRecord(
+    const record = new SessionRecord(
       { subresource: sr.subresource, client, upstream, mode, namespace: sr.namespace, pod: sr.pod },
       this.cfg.log,
       this.cfg.metrics,
       this.cfg.active,
     );
+    ctx.trail?.attach(record);
+    return record;
   }
 }
 
@@ -606,6 +633,7 @@ interface Ctx {
   sr: StreamRequest;
   policy: CredentialPolicy;
   log: Logger;
+  trail: SessionTrail | undefined;
 }
 
 /** SPDY protocols carried by tunnel subprotocols: `SPDY/3.1+x.k8s.io` → `x.k8s.io` (§4.3). */

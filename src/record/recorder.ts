@@ -1,0 +1,297 @@
+/**
+ * Session recording and the audit log, as `serve --record-dir`, `--record-stdin`,
+ * `--record-required` and `--audit-log` ask. The stream handler opens a SessionTrail for each
+ * streaming request before anything is upgraded (so that a recording that cannot be written can
+ * still refuse the session); the trail is the session's SessionTap, and writes its audit line when
+ * the session ends. Plain requests and refusals get their audit lines here too.
+ *
+ * When a recording cannot be written (its file cannot be created, a write fails, the file is
+ * deleted, the disk cannot keep up): with `required`, new sessions are refused with a Status saying
+ * why and open ones are ended with a Failure status saying that recording stopped; without it,
+ * sessions go on, and a warning and a metric say that recording stopped.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { Counter, type Registry } from 'prom-client';
+import type { SessionRecord, SessionTap } from '../bridge/session-record.js';
+import type { Logger } from '../observe/logger.js';
+import type { StreamRequest } from '../server/classify.js';
+import { type AuditEntry, type AuditLog, openAuditLog } from './audit-log.js';
+import { CastWriter, type Recording } from './cast-writer.js';
+import { QueueBudget } from './file-sink.js';
+import { type Identity, identify, type ListenerAuth } from './identity.js';
+
+export interface RecorderOptions {
+  /** Where exec and attach sessions become asciicast files. */
+  recordDir?: string;
+  recordStdin?: boolean;
+  recordRequired?: boolean;
+  /** Per-session cap on recorded payload bytes. */
+  recordMaxBytes?: number;
+  /** Audit log file, or `-` for the log's stream. */
+  auditLog?: string;
+  auth?: ListenerAuth;
+  log: Logger;
+  /** Where the recording metrics go (the shim's registry). */
+  registry?: Registry;
+  /** Bytes queued for the disk at most, per session and in all. */
+  maxQueuedPerSession?: number;
+  maxQueued?: number;
+}
+
+export const DEFAULT_RECORD_MAX_BYTES = 256 * 1024 * 1024;
+const DEFAULT_QUEUED_PER_SESSION = 32 * 1024 * 1024;
+const DEFAULT_QUEUED = 128 * 1024 * 1024;
+
+export class Recorder {
+  private readonly budget: QueueBudget;
+  private readonly writer: CastWriter;
+  private readonly failures: Counter<'what' | 'cause'>;
+  private audit: AuditLog | undefined;
+
+  private constructor(readonly opts: RecorderOptions) {
+    this.budget = new QueueBudget(opts.maxQueued ?? DEFAULT_QUEUED);
+    this.writer = new CastWriter({
+      budget: this.budget,
+      maxQueued: opts.maxQueued ?? DEFAULT_QUEUED,
+      maxQueuedPerSession: opts.maxQueuedPerSession ?? DEFAULT_QUEUED_PER_SESSION,
+    });
+    this.failures = new Counter({
+      name: 'kubeshim_recording_failures_total',
+      help: 'Times a session recording (what="recording") or the audit log (what="audit") stopped being written, by cause: open (the file could not be created), write (a write failed or the file was removed), queue (the disk could not keep up).',
+      labelNames: ['what', 'cause'],
+      registers: opts.registry ? [opts.registry] : [],
+    });
+  }
+
+  /** A recorder for these options; the record directory is created (0700) if it is missing. */
+  static async create(opts: RecorderOptions): Promise<Recorder> {
+    const r = new Recorder(opts);
+    if (opts.recordDir !== undefined) await mkdir(opts.recordDir, { recursive: true, mode: 0o700 });
+    if (opts.auditLog !== undefined) {
+      r.audit = await openAuditLog(opts.auditLog, opts.log, r.budget, (why) => {
+        r.failed('audit', why);
+        opts.log.warn({ file: opts.auditLog, reason: why }, 'audit log stopped');
+      });
+    }
+    return r;
+  }
+
+  /** True when an audit log is written. */
+  get audits(): boolean {
+    return this.audit !== undefined;
+  }
+
+  get recordsStdin(): boolean {
+    return this.opts.recordStdin === true;
+  }
+
+  identify(req: IncomingMessage): Identity {
+    return identify(req, this.opts.auth ?? {});
+  }
+
+  /**
+   * The trail of a streaming request (`sr` undefined: an upgrade other than exec, attach and
+   * port-forward). Exec and attach get their recording file now; check `refusal` before upgrading.
+   */
+  async open(req: IncomingMessage, sr: StreamRequest | undefined): Promise<SessionTrail> {
+    const trail = new SessionTrail(this, req, sr);
+    const dir = this.opts.recordDir;
+    if (dir === undefined || sr === undefined || sr.subresource === 'portforward') return trail;
+    const path = join(dir, castFileName(trail.started, sr, trail.id));
+    try {
+      trail.recording = await this.writer.open(
+        path,
+        { timestamp: Math.floor(trail.started.getTime() / 1000), title: title(sr), kubeshim: trail.metadata },
+        this.opts.recordMaxBytes ?? DEFAULT_RECORD_MAX_BYTES,
+        (why) => trail.recordingFailed(why),
+      );
+    } catch (err) {
+      const why = `cannot create ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+      this.failed('recording', why, 'open');
+      this.opts.log.warn({ sessionId: trail.id, reason: why }, 'recording stopped');
+      if (this.opts.recordRequired)
+        trail.refusal = `kubeshim cannot record this session and recording is required: ${why}`;
+    }
+    return trail;
+  }
+
+  /** Audit a plain request once its response is done. Call before its credentials are taken out. */
+  auditRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (this.audit === undefined) return;
+    const identity = this.identify(req);
+    const time = new Date().toISOString();
+    const started = performance.now();
+    let bytes = 0;
+    // http-proxy pipes the upstream's answer into the response: count what it carries
+    res.once('pipe', (src: NodeJS.ReadableStream) => src.on('data', (c: Buffer) => (bytes += c.length)));
+    res.once('close', () =>
+      this.write({
+        time,
+        identity,
+        method: req.method,
+        ...pathAndSubresource(req.url),
+        status: res.statusCode,
+        bytes,
+        durationMs: Math.round(performance.now() - started),
+      }),
+    );
+  }
+
+  /** Audit a request the listener refused (access rules): not authenticated by the listener token. */
+  auditDenied(req: IncomingMessage, status: number): void {
+    this.write({
+      time: new Date().toISOString(),
+      identity: identify(req, {}),
+      method: req.method,
+      ...pathAndSubresource(req.url),
+      status,
+      bytes: 0,
+      durationMs: 0,
+    });
+  }
+
+  write(entry: AuditEntry): void {
+    this.audit?.write(entry);
+  }
+
+  /** @internal */
+  failed(what: 'recording' | 'audit', why: string, cause?: 'open' | 'write' | 'queue'): void {
+    this.failures.inc({ what, cause: cause ?? (why.includes('cannot keep up') ? 'queue' : 'write') });
+  }
+
+  async close(): Promise<void> {
+    await this.writer.stop();
+    await this.audit?.close();
+  }
+}
+
+/** One streaming request: its identity, its recording (exec and attach) and its audit line. */
+export class SessionTrail implements SessionTap {
+  readonly id = randomUUID();
+  readonly started = new Date();
+  private readonly startedAt = performance.now();
+  readonly identity: Identity;
+  readonly metadata: Record<string, unknown>;
+  readonly wantsInput: boolean;
+  recording: Recording | undefined;
+  /** Set when the session must be refused: why. */
+  refusal: string | undefined;
+  private record: SessionRecord | undefined;
+  private stopped: string | undefined;
+
+  constructor(
+    private readonly recorder: Recorder,
+    private readonly req: IncomingMessage,
+    private readonly sr: StreamRequest | undefined,
+  ) {
+    this.identity = recorder.identify(req);
+    this.wantsInput = recorder.recordsStdin;
+    const q = sr?.query;
+    this.metadata = {
+      sessionId: this.id,
+      started: this.started.toISOString(),
+      subresource: sr?.subresource ?? 'other',
+      namespace: sr?.namespace,
+      pod: sr?.pod,
+      container: q?.get('container') ?? undefined,
+      command: q?.getAll('command'),
+      tty: q?.get('tty') === 'true' || q?.get('tty') === '1',
+      stdin: q?.get('stdin') === 'true' || q?.get('stdin') === '1',
+      identity: this.identity,
+      stdinRecorded: this.wantsInput,
+    };
+  }
+
+  output(chunk: Buffer, stderr: boolean): void {
+    this.recording?.add(stderr ? 'e' : 'o', chunk);
+  }
+
+  input(chunk: Buffer): void {
+    if (this.wantsInput) this.recording?.add('i', chunk);
+  }
+
+  resize(payload: Buffer): void {
+    this.recording?.add('r', payload);
+  }
+
+  attach(record: SessionRecord): void {
+    this.record = record;
+    record.tap = this;
+    this.metadata['client'] = record.info.client;
+    this.metadata['upstream'] = record.info.upstream;
+    this.metadata['mode'] = record.info.mode;
+    record.note('sessionId', this.id);
+    if (this.recording) record.note('recording', this.recording.path);
+    if (this.stopped !== undefined && this.recorder.opts.recordRequired) record.abort(this.stopped);
+  }
+
+  /** @internal The recording file failed. */
+  recordingFailed(why: string): void {
+    this.stopped = `recording stopped: ${why}`;
+    this.recorder.failed('recording', why);
+    this.recorder.opts.log.warn(
+      {
+        sessionId: this.id,
+        file: this.recording?.path,
+        reason: why,
+        required: this.recorder.opts.recordRequired === true,
+      },
+      'recording stopped',
+    );
+    this.record?.note('recordingStopped', why);
+    if (this.recorder.opts.recordRequired) this.record?.abort(this.stopped);
+  }
+
+  /** The upgrade was refused (by the upstream, or by us): the audit line says so; nothing was recorded. */
+  rejected(status: number, message: string): void {
+    void this.recording?.discard();
+    this.recorder.write({ ...this.auditBase(), status, message, bytesIn: 0, bytesOut: 0 });
+  }
+
+  finished(line: Record<string, unknown>): void {
+    const exitCode = line['exitCode'];
+    const summary =
+      typeof exitCode === 'number'
+        ? `exit code ${exitCode}`
+        : `session ended (${String(line['outcome'])}): ${String(line['closeReason'])}`;
+    void this.recording?.end(summary);
+    const { subresource: _s, namespace: _n, pod: _p, ...rest } = line;
+    this.recorder.write({ ...this.auditBase(), status: 101, ...rest });
+  }
+
+  private auditBase(): AuditEntry {
+    return {
+      time: this.started.toISOString(),
+      sessionId: this.id,
+      identity: this.identity,
+      method: this.req.method,
+      ...pathAndSubresource(this.req.url),
+      namespace: this.sr?.namespace,
+      pod: this.sr?.pod,
+      durationMs: Math.round(performance.now() - this.startedAt),
+      ...(this.recording ? { recording: this.recording.path } : {}),
+    };
+  }
+}
+
+/** `2026-12-05T14-15-30.123Z_default_demo_<id>.cast`: sorts by time, names namespace and pod. */
+function castFileName(started: Date, sr: StreamRequest, id: string): string {
+  const safe = (s: string) => s.replace(/[^A-Za-z0-9.-]/g, '_').slice(0, 63);
+  return `${started.toISOString().replace(/:/g, '-')}_${safe(sr.namespace)}_${safe(sr.pod)}_${id}.cast`;
+}
+
+function title(sr: StreamRequest): string {
+  const command = sr.query.getAll('command').join(' ');
+  return `${sr.subresource} ${sr.namespace}/${sr.pod}${command ? `: ${command}` : ''}`;
+}
+
+const SUBRESOURCE = /^\/api(?:s\/[^/]+)?\/v[^/]+\/namespaces\/[^/]+\/[^/]+\/[^/]+\/([^/]+)\/?$/;
+
+function pathAndSubresource(url: string | undefined): { path: string; subresource?: string } {
+  const path = (url ?? '/').split('?')[0]!;
+  const m = SUBRESOURCE.exec(path);
+  return m ? { path, subresource: m[1] } : { path };
+}

@@ -1,0 +1,87 @@
+/**
+ * Recording for end-to-end tests: a Recorder writing into a fresh directory, its log lines captured,
+ * and the real `asciinema cat` to read a recording back (it wants a terminal: script(1) gives it one).
+ */
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { createLogger } from '../../src/observe/logger.js';
+import { Recorder, type RecorderOptions } from '../../src/record/recorder.js';
+import { runProcess, shellQuote } from './kubectl.js';
+import { requireProgram } from './processes.js';
+
+export interface TestRecorder {
+  recorder: Recorder;
+  dir: string;
+  auditFile: string;
+  /** The recorder's own log lines (warnings when recording stops). */
+  logs(): Record<string, unknown>[];
+  /** The audit log's lines so far. */
+  audit(): Promise<Record<string, unknown>[]>;
+  /** The .cast files so far, sorted by name (by time). */
+  casts(): Promise<string[]>;
+  cleanup(): Promise<void>;
+}
+
+export async function startTestRecorder(
+  opts: Omit<RecorderOptions, 'log' | 'recordDir' | 'auditLog'> = {},
+): Promise<TestRecorder> {
+  const root = await mkdtemp(join(tmpdir(), 'kubeshim-rec-'));
+  const dir = join(root, 'casts');
+  const auditFile = join(root, 'audit.log');
+  const lines: Record<string, unknown>[] = [];
+  const sink = new PassThrough();
+  let partial = '';
+  sink.on('data', (d: Buffer) => {
+    partial += d.toString();
+    let nl = partial.indexOf('\n');
+    while (nl >= 0) {
+      lines.push(JSON.parse(partial.slice(0, nl)));
+      partial = partial.slice(nl + 1);
+      nl = partial.indexOf('\n');
+    }
+  });
+  const log = createLogger({ level: 'debug', destination: sink, pretty: false });
+  const recorder = await Recorder.create({ ...opts, log, recordDir: dir, auditLog: auditFile });
+  return {
+    recorder,
+    dir,
+    auditFile,
+    logs: () => lines,
+    audit: async () =>
+      (await readFile(auditFile, 'utf8'))
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    casts: async () =>
+      (await readdir(dir).catch(() => []))
+        .filter((f) => f.endsWith('.cast'))
+        .sort()
+        .map((f) => join(dir, f)),
+    cleanup: async () => {
+      await recorder.close();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What the real `asciinema cat FILE` prints (inside script(1): it reads keys from /dev/tty). */
+export async function asciinemaCat(file: string): Promise<string> {
+  const asciinema = requireProgram('asciinema');
+  const r = await runProcess(
+    'script',
+    ['-qec', `${shellQuote(asciinema)} cat ${shellQuote(file)}`, '/dev/null'],
+    { env: { PATH: process.env.PATH, HOME: tmpdir(), LANG: 'C.UTF-8' }, timeoutMs: 20_000 },
+  );
+  if (r.code !== 0) throw new Error(`asciinema cat ${file}: exit ${r.code}: ${r.stdout} ${r.stderr}`);
+  return r.stdout.toString();
+}
+
+/** The parsed lines of a .cast file: its header and its events (none yet: an empty header). */
+export async function readCast(
+  file: string,
+): Promise<{ header: Record<string, unknown>; events: [number, string, string][] }> {
+  const [first, ...rest] = (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '');
+  return { header: first === undefined ? {} : JSON.parse(first), events: rest.map((l) => JSON.parse(l)) };
+}
