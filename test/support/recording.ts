@@ -2,12 +2,12 @@
  * Recording for end-to-end tests: a Recorder writing into a fresh directory, its log lines captured,
  * and the real `asciinema cat` to read a recording back (it wants a terminal: script(1) gives it one).
  */
+
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { createLogger } from '../../src/observe/logger.js';
 import { Recorder, type RecorderOptions } from '../../src/record/recorder.js';
+import { capturedLogger } from './captured-log.js';
 import { runProcess, shellQuote } from './kubectl.js';
 import { requireProgram } from './processes.js';
 
@@ -30,19 +30,7 @@ export async function startTestRecorder(
   const root = await mkdtemp(join(tmpdir(), 'kubeshim-rec-'));
   const dir = join(root, 'casts');
   const auditFile = join(root, 'audit.log');
-  const lines: Record<string, unknown>[] = [];
-  const sink = new PassThrough();
-  let partial = '';
-  sink.on('data', (d: Buffer) => {
-    partial += d.toString();
-    let nl = partial.indexOf('\n');
-    while (nl >= 0) {
-      lines.push(JSON.parse(partial.slice(0, nl)));
-      partial = partial.slice(nl + 1);
-      nl = partial.indexOf('\n');
-    }
-  });
-  const log = createLogger({ level: 'debug', destination: sink, pretty: false });
+  const { log, lines } = capturedLogger();
   const recorder = await Recorder.create({ ...opts, log, recordDir: dir, auditLog: auditFile });
   return {
     recorder,

@@ -1,9 +1,9 @@
 /** An in-process shim in front of a test upstream, with its log lines captured as objects. */
+
 import http from 'node:http';
-import { PassThrough } from 'node:stream';
-import { createLogger } from '../../src/observe/logger.js';
 import { type Shim, type ShimOptions, startShim } from '../../src/server/listener.js';
 import type { UpstreamMode } from '../../src/server/stream-handler.js';
+import { capturedLogger } from './captured-log.js';
 
 export interface TestShim extends Shim {
   /** Every log line so far, parsed. */
@@ -17,19 +17,7 @@ export async function startTestShim(
   mode: UpstreamMode,
   extra: Partial<ShimOptions> = {},
 ): Promise<TestShim> {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new PassThrough();
-  let partial = '';
-  sink.on('data', (d: Buffer) => {
-    partial += d.toString();
-    let nl = partial.indexOf('\n');
-    while (nl >= 0) {
-      lines.push(JSON.parse(partial.slice(0, nl)));
-      partial = partial.slice(nl + 1);
-      nl = partial.indexOf('\n');
-    }
-  });
-  const log = createLogger({ level: 'debug', destination: sink, pretty: false });
+  const { log, lines } = capturedLogger();
   const agent = new http.Agent({ keepAlive: true });
   const shim = await startShim({
     host: '127.0.0.1',
