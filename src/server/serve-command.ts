@@ -7,8 +7,10 @@ import { createLogger } from '../observe/logger.js';
 import { DEFAULT_ACCEPT_HOSTS, parsePatterns } from './access.js';
 import { DEFAULT_LIMITS, formatDuration, parseCount, parseDuration } from './limits.js';
 import { parseListen } from './listen-address.js';
+import { reexecWithTrimThreshold } from './malloc-trim.js';
 import { type ServeConfig, startServing } from './serve.js';
 import type { UpstreamMode } from './stream-handler.js';
+import { isServeWorker, parseWorkers, serveAsWorker, superviseWorkers, tagWorker } from './workers.js';
 
 const USAGE = `Usage: kubeshim serve [flags]
 
@@ -20,6 +22,7 @@ const USAGE = `Usage: kubeshim serve [flags]
   --tls-cert FILE --tls-key FILE   serve HTTPS
   --log-level LEVEL           pino level (default info)
   --port-forward-stats        count port-forward connections and their bytes (reads relayed SPDY frames)
+  --workers N|auto            processes sharing the listener (default 1; auto: one per CPU)
 
 Who may use it:
   --accept-hosts REGEXES      Host (and Origin) patterns, comma-separated
@@ -44,7 +47,7 @@ Durations are Go-style (500ms, 30s, 5m, 1h30m); a bare number is seconds.
 
 const MODES: UpstreamMode[] = ['auto', 'spdy', 'websocket'];
 
-type ServeArgs = Omit<ServeConfig, 'log'> & { logLevel: string; shutdownGraceMs: number };
+type ServeArgs = Omit<ServeConfig, 'log'> & { logLevel: string; shutdownGraceMs: number; workers: number };
 
 /** Parsed flags, or the exit code when they are not usable (a message was written). */
 function parseServeArgs(argv: string[]): ServeArgs | number {
@@ -74,6 +77,7 @@ function parseServeArgs(argv: string[]): ServeArgs | number {
         'ping-interval': { type: 'string', default: '5s' },
         'ping-timeout': { type: 'string', default: '30s' },
         'shutdown-grace': { type: 'string', default: '10s' },
+        workers: { type: 'string', default: '1' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -116,6 +120,7 @@ function parseServeArgs(argv: string[]): ServeArgs | number {
       pingIntervalMs: parseDuration('--ping-interval', values['ping-interval']),
       pingTimeoutMs: parseDuration('--ping-timeout', values['ping-timeout']),
       shutdownGraceMs: parseDuration('--shutdown-grace', values['shutdown-grace']),
+      workers: parseWorkers(values.workers),
     };
   } catch (err) {
     process.stderr.write(`kubeshim serve: ${(err as Error).message}\n\n${USAGE}`);
@@ -132,11 +137,17 @@ function positive(flag: string, value: string): number {
 export async function serveCommand(argv: string[]): Promise<number> {
   const parsed = parseServeArgs(argv);
   if (typeof parsed === 'number') return parsed;
-  const { logLevel, shutdownGraceMs, ...config } = parsed;
+  reexecWithTrimThreshold();
+  const { logLevel, shutdownGraceMs, workers, ...config } = parsed;
   // unset limits fall back to the defaults
   config.limits = Object.fromEntries(Object.entries(config.limits ?? {}).filter(([, v]) => v !== undefined));
-  const log = createLogger({ level: logLevel });
-  const serving = await startServing({ ...config, log }).catch((err: Error) => {
+  const log = tagWorker(createLogger({ level: logLevel }));
+  const startOne = async () => {
+    const s = await startServing({ ...config, log });
+    return { url: s.shim.url, upstream: s.target.describe(), metrics: s.metrics, shutdown: s.shutdown };
+  };
+  if (isServeWorker()) return serveAsWorker(startOne, shutdownGraceMs, log);
+  const serving = await (workers > 1 ? superviseWorkers(workers, log) : startOne()).catch((err: Error) => {
     log.fatal({ err: err.message }, 'cannot start');
     return undefined;
   });
@@ -145,7 +156,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   log
     .child({}, { level: 'info' })
     .info(
-      { url: serving.shim.url, upstream: serving.target.describe(), upstreamProtocol: config.mode },
+      { url: serving.url, upstream: serving.upstream, upstreamProtocol: config.mode, workers },
       'listening',
     );
   const signals = ['SIGINT', 'SIGTERM'] as const;

@@ -58,7 +58,11 @@ export interface ServeProcess extends Running {
 }
 
 /** `kubeshim serve --listen 127.0.0.1:0 <args>` as a real process, once it wrote its `listening` line. */
-export async function startServe(args: string[], env: NodeJS.ProcessEnv): Promise<ServeProcess> {
+export async function startServe(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  readyTimeoutMs = 20_000,
+): Promise<ServeProcess> {
   const child = spawn(process.execPath, [...NODE_ARGS, 'serve', '--listen', '127.0.0.1:0', ...args], {
     env,
     cwd: REPO,
@@ -79,7 +83,7 @@ export async function startServe(args: string[], env: NodeJS.ProcessEnv): Promis
           throw new Error(`kubeshim serve exited ${child.exitCode}: ${running.output()}`);
         return lines().find((l) => l['msg'] === 'listening')?.['url'] as string | undefined;
       },
-      20_000,
+      readyTimeoutMs,
     );
     return { ...running, url, lines };
   } catch (err) {
