@@ -45,7 +45,7 @@ export class Rig {
       startWorker(
         'serve-cli',
         { upstream: (await this.upstream(kind)).info['url'], mode, workers },
-        { readyTimeoutMs: 120_000 },
+        { readyTimeoutMs: 300_000 },
       ),
     );
   }

@@ -44,9 +44,10 @@ export async function threePaths(
   const { rig } = ctx;
   const slots = Array.from({ length: ctx.slots }, (_, i) => i);
   const serving = spec.serveWorkers;
+  // `serve` command lines are a primary and its workers each: one of each kind, not one per slot
   const shimsOf = (workers: number | undefined) =>
     Promise.all(
-      slots.map((i) =>
+      (workers === undefined ? slots : [0]).map((i) =>
         workers === undefined
           ? rig.shim(spec.shimMode, spec.upstream, i)
           : rig.serve(spec.shimMode, spec.upstream, workers, i),
@@ -67,7 +68,7 @@ export async function threePaths(
     name,
     path,
     async measure(warmup, round) {
-      const middle = middles?.[round % ctx.slots];
+      const middle = middles?.[round % middles.length];
       if (ctx.profileDir && middle === profiled && !warmup && !profiling) {
         profiling = true;
         await profiled.call('profileStart');
