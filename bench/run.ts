@@ -167,14 +167,20 @@ async function runScenario(
 function cell(r: ScenarioResult, name: VariantName): string {
   const v = r.variants[name];
   if (!v) return '—';
+  const more = name === 'shim' ? r.variants.shim2 : undefined;
+  if (r.kind === 'throughput' && more) return `${v.median.toFixed(0)} / ${more.median.toFixed(0)} MiB/s`;
   if (r.kind === 'throughput') return `${v.median.toFixed(0)} MiB/s`;
-  if (r.kind === 'latency') return `${v.extra['p50']!.toFixed(0)} / ${v.median.toFixed(0)} µs`;
+  if (r.kind === 'latency')
+    return `${v.extra['p50']!.toFixed(0)} / ${v.median.toFixed(0)} / ${v.extra['p999']!.toFixed(0)} µs`;
   return `${v.median.toFixed(1)} ${r.unit}`;
 }
 
 function figureCell(r: ScenarioResult): string {
   if (r.error) return `FAILED: ${r.error.slice(0, 60)}`;
   if (r.figure === undefined) return '—';
+  const more = r.variants.shim2;
+  if (r.kind === 'throughput' && more && r.variants.relay)
+    return `${r.figure.toFixed(2)} / ${(more.median / r.variants.relay.median).toFixed(2)}× relay`;
   if (r.kind === 'throughput') return `${r.figure.toFixed(2)}× relay`;
   if (r.kind === 'latency') {
     const p50 = r.variants.shim!.extra['p50']! - r.variants.direct!.extra['p50']!;
@@ -201,7 +207,8 @@ function cpuPerGiBCell(r: ScenarioResult): string {
   const relay = r.variants.relay?.extra['middleCpuSecPerGiB'];
   const shim = r.variants.shim?.extra['middleCpuSecPerGiB'];
   if (relay === undefined || shim === undefined) return '';
-  return `${relay.toFixed(2)} / ${shim.toFixed(2)}`;
+  const more = r.variants.shim2?.extra['middleCpuSecPerGiB'];
+  return `${relay.toFixed(2)} / ${shim.toFixed(2)}${more === undefined ? '' : ` / ${more.toFixed(2)}`}`;
 }
 
 function table(results: ScenarioResult[]): string {

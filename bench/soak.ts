@@ -33,7 +33,7 @@ import { decodeStatus } from '../src/k8s/status.js';
 import { SpdySession, type SpdyStream } from '../src/spdy/session.js';
 import { dialUpgrade, dialWebSocket } from '../src/upstream/dial.js';
 import { recordedSession, spdyBytes } from '../test/fixtures/sessions.js';
-import { rssBytes } from './lib/proc.js';
+import { mallocEnv, rssBytes } from './lib/proc.js';
 
 const REPO = resolve(import.meta.dirname, '..');
 const NAMESPACE = 'soak';
@@ -298,7 +298,8 @@ async function runDriver(): Promise<number> {
     ],
     {
       cwd: REPO,
-      env: { PATH: process.env.PATH, HOME: '/nonexistent' },
+      // glibc's malloc settings (MALLOC_ARENA_MAX, MALLOC_TRIM_THRESHOLD_) reach the shim, to compare them
+      env: { PATH: process.env.PATH, HOME: '/nonexistent', ...mallocEnv() },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );

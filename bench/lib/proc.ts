@@ -3,7 +3,7 @@
  * (its own plus its reaped children's, e.g. the emulator's `head` processes) and resident memory.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS_PER_SECOND = (() => {
   try {
@@ -12,6 +12,32 @@ const TICKS_PER_SECOND = (() => {
     return 100;
   }
 })();
+
+/** CPU seconds used so far by `pid`, its live descendants (e.g. `serve --workers`) and their waited-for children. */
+function treeCpuSeconds(pid: number): number {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let total = 0;
+  const todo = [pid];
+  for (let p = todo.pop(); p !== undefined; p = todo.pop()) {
+    try {
+      total += cpuSeconds(p);
+    } catch (err) {
+      if (p === pid) throw err;
+    }
+    todo.push(...(children.get(p) ?? []));
+  }
+  return total;
+}
 
 /** CPU seconds used so far by `pid` and its waited-for children. */
 function cpuSeconds(pid: number): number {
@@ -48,7 +74,7 @@ export class CpuMeter {
   private readonly t0 = performance.now();
 
   constructor(private readonly pids: Record<string, number>) {
-    this.start = new Map(Object.entries(pids).map(([role, pid]) => [role, cpuSeconds(pid)]));
+    this.start = new Map(Object.entries(pids).map(([role, pid]) => [role, treeCpuSeconds(pid)]));
   }
 
   /** Percent of one core each process used since construction, and `others`. */
@@ -57,7 +83,7 @@ export class CpuMeter {
     const out: Record<string, number> = {};
     let ours = 0;
     for (const [role, pid] of Object.entries(this.pids)) {
-      const used = cpuSeconds(pid) - this.start.get(role)!;
+      const used = treeCpuSeconds(pid) - this.start.get(role)!;
       ours += used;
       out[role] = Math.round((used / wall) * 100);
     }
@@ -93,4 +119,9 @@ export class RssSampler {
       clearInterval(this.timer);
     }
   }
+}
+
+/** glibc's malloc settings of this process's environment (MALLOC_*), for a child that gets a clean one. */
+export function mallocEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_')));
 }

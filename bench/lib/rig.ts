@@ -43,6 +43,18 @@ export class Rig {
     return startWorker('shim', { upstream: (await this.upstream(kind)).info['url'], mode, record });
   }
 
+  /** `kubeshim serve --workers N` (the command line) number `slot` in front of the `kind` upstream. */
+  serve(mode: ShimMode, kind: UpstreamKind, workers: number, slot: number): Promise<Worker> {
+    return this.once(`serve:${mode}:${kind}:${workers}:${slot}`, async () =>
+      // a primary and its workers each load the TypeScript sources: slow on a busy machine
+      startWorker(
+        'serve-cli',
+        { upstream: (await this.upstream(kind)).info['url'], mode, workers },
+        { readyTimeoutMs: 300_000 },
+      ),
+    );
+  }
+
   client(name: ClientName): Promise<Worker> {
     return this.once(`client:${name}`, () => startWorker(name));
   }

@@ -24,6 +24,11 @@ export interface PathSpec {
    * place) is the same shim not recording.
    */
   recording?: boolean;
+  /**
+   * Instead of the in-process shim: `kubeshim serve` command lines with these worker counts, as the
+   * variants `shim` and `shim2` (bench/scenarios/workers.ts).
+   */
+  serveWorkers?: [number, number];
 }
 
 /** One measurement: the load generator's call against `url`. */
@@ -43,7 +48,17 @@ export async function threePaths(
 ): Promise<Trial> {
   const { rig } = ctx;
   const slots = Array.from({ length: ctx.slots }, (_, i) => i);
-  const [client, upstream, relays, shims] = await Promise.all([
+  const serving = spec.serveWorkers;
+  // `serve` command lines are a primary and its workers each: one of each kind, not one per slot
+  const shimsOf = (workers: number | undefined) =>
+    Promise.all(
+      (workers === undefined ? slots : [0]).map((i) =>
+        workers === undefined
+          ? rig.shim(spec.shimMode, spec.upstream, i, spec.recording)
+          : rig.serve(spec.shimMode, spec.upstream, workers, i),
+      ),
+    );
+  const [client, upstream, relays, shims, shims2] = await Promise.all([
     rig.client(spec.client),
     rig.upstream(spec.upstream),
     Promise.all(
@@ -51,9 +66,10 @@ export async function threePaths(
         spec.recording ? rig.shim(spec.shimMode, spec.upstream, i) : rig.relay(spec.upstream, i),
       ),
     ),
-    Promise.all(slots.map((i) => rig.shim(spec.shimMode, spec.upstream, i, spec.recording))),
+    shimsOf(serving?.[0]),
+    serving ? shimsOf(serving[1]) : [],
   ]);
-  await Promise.all(shims.map(resetShimSessions));
+  await Promise.all([...shims, ...shims2].map(resetShimSessions));
   const shimRuns = new Map<Worker, number>();
   const profiled = shims[0]!;
   let profiling = false;
@@ -61,7 +77,7 @@ export async function threePaths(
     name,
     path,
     async measure(warmup, round) {
-      const middle = middles?.[round % ctx.slots];
+      const middle = middles?.[round % middles.length];
       if (ctx.profileDir && middle === profiled && !warmup && !profiling) {
         profiling = true;
         await profiled.call('profileStart');
@@ -70,11 +86,13 @@ export async function threePaths(
       if (middle) pids[name] = middle.pid;
       const cpu = new CpuMeter(pids);
       const sample = await run(client, String((middle ?? upstream).info['url']), warmup);
-      if (name === 'shim') shimRuns.set(middle!, (shimRuns.get(middle!) ?? 0) + 1);
+      if (name === 'shim' || name === 'shim2') shimRuns.set(middle!, (shimRuns.get(middle!) ?? 0) + 1);
       return { ...sample, cpu: cpu.stop() };
     },
   });
   const up = `${spec.speaks} upstream`;
+  const through = (workers?: number) =>
+    `${spec.speaks} client → kubeshim${workers ? ` --workers ${workers}` : ''}${spec.recording ? ', recording on' : ''} → ${spec.translatedTo} upstream`;
   return {
     variants: [
       variant('direct', undefined, `${spec.speaks} client → ${up}`),
@@ -85,11 +103,8 @@ export async function threePaths(
             `${spec.speaks} client → kubeshim, recording off → ${spec.translatedTo} upstream`,
           )
         : variant('relay', relays, `${spec.speaks} client → TCP relay → ${up}`),
-      variant(
-        'shim',
-        shims,
-        `${spec.speaks} client → kubeshim${spec.recording ? ', recording on' : ''} → ${spec.translatedTo} upstream`,
-      ),
+      variant('shim', shims, through(serving?.[0])),
+      ...(serving ? [variant('shim2', shims2, through(serving[1]))] : []),
     ],
     close: async () => {
       if (profiling)

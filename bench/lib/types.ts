@@ -8,7 +8,8 @@
  */
 import type { Rig } from './rig.js';
 
-export type VariantName = 'direct' | 'relay' | 'shim';
+/** `shim2`: the same shim with more workers (`serve --workers`), where a scenario compares them. */
+export type VariantName = 'direct' | 'relay' | 'shim' | 'shim2';
 
 export interface BenchContext {
   /** `--quick`: smaller sizes, the whole run under a minute. */

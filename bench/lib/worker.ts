@@ -87,7 +87,9 @@ export async function startWorker(
   try {
     workerInfo = await ready;
   } catch (err) {
-    child.kill('SIGKILL');
+    // SIGTERM first: a worker that started processes of its own stops them (bench/workers/serve-cli.ts)
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 2000).unref();
     throw err;
   }
   return {

@@ -7,6 +7,7 @@
 import type { UpstreamKind } from '../lib/rig.js';
 import { GiB, MiB, type Scenario } from '../lib/types.js';
 import { idleScenario } from './idle.js';
+import { freshLatencyScenario } from './keystroke-fresh.js';
 import { latencyScenario } from './latency.js';
 import { slowReaderScenario } from './slow-reader.js';
 import { throughputScenario } from './throughput.js';
@@ -192,6 +193,19 @@ export function buildScenarios(execUpstream: UpstreamKind): Scenario[] {
       bytes: recordedOf8,
       shimSessionsPerRun: 8,
     }),
+    ...[32, 64].map((sessions) =>
+      throughputScenario({
+        ...WS_EXEC,
+        ...exec,
+        name: `workers-ws-${sessions}`,
+        description: `exec stdout, ${sessions} WS v5 sessions at once through \`kubeshim serve --workers 1\` and \`--workers 2\`, translated to a SPDY upstream`,
+        call: 'stdout',
+        sessions,
+        bytes: sessions === 32 ? of32 : of64,
+        shimSessionsPerRun: sessions,
+        serveWorkers: [1, 2],
+      }),
+    ),
     latencyScenario({
       ...WS_EXEC,
       upstream: execUpstream,
@@ -203,6 +217,18 @@ export function buildScenarios(execUpstream: UpstreamKind): Scenario[] {
       upstream: execUpstream,
       name: 'keystroke-spdy',
       description: '1-byte stdin → stdout echo round trips, SPDY client, translated to a WS v5 upstream',
+    }),
+    freshLatencyScenario({
+      ...WS_EXEC,
+      name: 'keystroke-fresh-ws',
+      description:
+        '1-byte stdin → stdout echo round trips through a fresh shim process, WS v5 client, translated to a SPDY upstream',
+    }),
+    freshLatencyScenario({
+      ...SPDY_EXEC,
+      name: 'keystroke-fresh-spdy',
+      description:
+        '1-byte stdin → stdout echo round trips through a fresh shim process, SPDY client, translated to a WS v5 upstream',
     }),
     idleScenario({
       ...WS_EXEC,

@@ -33,7 +33,7 @@ export function latencyScenario(spec: LatencySpec): Scenario {
           url,
           count: warmup ? 200 : roundTrips(ctx.quick),
         });
-        return { value: r.p99, extra: { p50: r.p50, p90: r.p90, max: r.max } };
+        return { value: r.p99, extra: { p50: r.p50, p90: r.p90, p999: r.p999, max: r.max } };
       }),
   };
 }

@@ -130,10 +130,24 @@ function spdyExec(req: IncomingMessage, socket: Duplex, head: Buffer, program: P
         stdout.end();
         stdout.once('finish', () => {
           streams.get('error')?.write(status);
-          session.close();
+          closeWhenWritten(socket, session);
         });
       },
     });
+  });
+}
+
+/**
+ * SpdySession.close() drops a peer that has not closed 2 s later, with whatever is still queued:
+ * first let everything written leave, so that a reader held back (a shim waiting for its slow
+ * client) still gets the end of the output and the status, as from a Go peer's blocking writes.
+ */
+function closeWhenWritten(socket: Duplex, session: SpdySession): void {
+  // the session writes its frames at the end of the tick; an empty write after them calls back once
+  // everything before it has been handed to the kernel
+  setImmediate(() => {
+    if (!socket.writable) session.close();
+    else socket.write(Buffer.alloc(0), () => session.close());
   });
 }
 

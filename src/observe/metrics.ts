@@ -112,6 +112,16 @@ export class Metrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
+  private source: () => Promise<{ contentType: string; body: string }> = () => this.render();
+
+  /**
+   * Answer /metrics from another source: a `serve --workers` worker asks its primary for the sum
+   * over all workers (server/workers.ts).
+   */
+  renderWith(source: () => Promise<{ contentType: string; body: string }>): void {
+    this.source = source;
+  }
+
   /**
    * Answers `GET /metrics` (and HEAD) with render(); false for anything else, which the caller
    * proxies. Bound, so it can be handed over as it is (the listener's endpoint list). (Addition to
@@ -120,7 +130,7 @@ export class Metrics {
   readonly handle = (req: IncomingMessage, res: ServerResponse): boolean => {
     if ((req.method !== 'GET' && req.method !== 'HEAD') || req.url?.split('?')[0] !== '/metrics')
       return false;
-    this.render().then(
+    this.source().then(
       ({ contentType, body }) => {
         res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
         res.end(req.method === 'HEAD' ? undefined : body);

@@ -21,9 +21,11 @@ import {
   parsePositiveDuration,
 } from './limits.js';
 import { parseListen } from './listen-address.js';
+import { reexecWithTrimThreshold } from './malloc-trim.js';
 import { type ServeConfig, startServing } from './serve.js';
 import type { UpstreamMode } from './stream-handler.js';
 import { checkUpstream } from './upstream-check.js';
+import { isFirstWorker, isServeWorker, parseWorkers, serveAsWorker, superviseWorkers, tagWorker } from './workers.js';
 
 const USAGE = `Usage: kubeshim serve [flags]
 
@@ -36,6 +38,7 @@ const USAGE = `Usage: kubeshim serve [flags]
   --tls-cert FILE --tls-key FILE   serve HTTPS
   --log-level LEVEL           pino level (default info)
   --port-forward-stats        count port-forward connections and their bytes (reads relayed SPDY frames)
+  --workers N|auto            processes sharing the listener (default 1; auto: one per CPU)
 
 Recording and audit:
   --record-dir DIR            record every exec and attach session as an asciicast v2 file in DIR (0600)
@@ -67,7 +70,7 @@ Durations are Go-style (500ms, 30s, 5m, 1h30m); a bare number is seconds.
 
 const MODES: UpstreamMode[] = ['auto', 'spdy', 'websocket'];
 
-type ServeArgs = Omit<ServeConfig, 'log'> & { logLevel: string; shutdownGraceMs: number };
+type ServeArgs = Omit<ServeConfig, 'log'> & { logLevel: string; shutdownGraceMs: number; workers: number };
 
 /** Parsed flags, or 0 when help was asked for; throws a UsageError for flags that cannot be right. */
 function parseServeArgs(argv: string[]): ServeArgs | 0 {
@@ -100,6 +103,7 @@ function parseServeArgs(argv: string[]): ServeArgs | 0 {
       'record-required': { type: 'boolean', default: false },
       'record-max-bytes': { type: 'string' },
       'audit-log': { type: 'string' },
+      workers: { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h' },
     });
     if (values.help) {
@@ -153,6 +157,7 @@ function parseServeArgs(argv: string[]): ServeArgs | 0 {
         recordMaxBytes: optional(values['record-max-bytes'], (v) => parseCount('--record-max-bytes', v)),
         auditLog: values['audit-log'],
       },
+      workers: parseWorkers(values.workers),
     };
   } catch (err) {
     throw err instanceof UsageError ? err : new UsageError((err as Error).message);
@@ -188,25 +193,48 @@ export async function serveCommand(argv: string[]): Promise<number> {
 async function serve(argv: string[]): Promise<number> {
   const parsed = parseServeArgs(argv);
   if (parsed === 0) return 0;
-  const { logLevel, shutdownGraceMs, ...config } = parsed;
+  reexecWithTrimThreshold();
+  const { logLevel, shutdownGraceMs, workers, ...config } = parsed;
   // unset limits fall back to the defaults
   config.limits = Object.fromEntries(Object.entries(config.limits ?? {}).filter(([, v]) => v !== undefined));
   checkKubeconfigFlag(config.kubeconfig);
-  const log = createLogger({ level: logLevel });
-  const serving = await startServing({ ...config, log }).catch((err: NodeJS.ErrnoException) => {
-    throw new Error(listenProblem(err, config.listen) ?? err.message);
-  });
+  const log = tagWorker(createLogger({ level: logLevel }));
+  const startOne = async () => {
+    const s = await startServing({ ...config, log }).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(listenProblem(err, config.listen) ?? err.message);
+    });
+    return {
+      url: s.shim.url,
+      upstream: s.target.describe(),
+      credentials: s.target.credentials,
+      target: s.target,
+      metrics: s.metrics,
+      shutdown: s.shutdown,
+    };
+  };
+  if (isServeWorker()) {
+    // with workers, the first one looks at the upstream for all (any other would see the same)
+    const startWorker = async () => {
+      const started = await startOne();
+      if (isFirstWorker()) void checkUpstream(started.target, log);
+      return started;
+    };
+    return serveAsWorker(startWorker, shutdownGraceMs, log);
+  }
+  const single = workers > 1 ? undefined : await startOne();
+  const serving = single ?? (await superviseWorkers(workers, log));
   // the contract's `listening` line is written whatever --log-level says (scripts wait for it)
   log.child({}, { level: 'info' }).info(
     {
-      url: serving.shim.url,
-      upstream: serving.target.describe(),
-      credentials: serving.target.credentials,
+      url: serving.url,
+      upstream: serving.upstream,
+      credentials: serving.credentials,
       upstreamProtocol: config.mode,
+      workers,
     },
     'listening',
   );
-  void checkUpstream(serving.target, log);
+  if (single) void checkUpstream(single.target, log);
   const signals = ['SIGINT', 'SIGTERM'] as const;
   const nextSignal = () =>
     new Promise<NodeJS.Signals>((resolve) => {

@@ -55,7 +55,7 @@ test('the binary as kubectl-shim: kubectl shim version and usage', async () => {
 });
 
 test('the binary serves: kubectl 1.36 exec through it to a legacy cluster (fallback to SPDY), stderr clean', async () => {
-  const serve = await startServe(['--upstream', emulator.url], env, [binary]);
+  const serve = await startServe(['--upstream', emulator.url], env, { command: [binary] });
   const kube = await makeKubeEnv(serve.url);
   try {
     const r = await runKubectl('1.36', ['exec', '-i', 'demo', '--', 'sh', '-c', 'cat; exit 4'], {

@@ -61,10 +61,16 @@ export interface ServeProcess extends Running {
  * `kubeshim serve --listen 127.0.0.1:0 <args>` as a real process, once it wrote its `listening` line.
  * `command` runs something else than src/ through tsx: an installed `kubeshim`, `kubectl shim`, …
  */
+export interface StartServeOptions {
+  command?: readonly string[];
+  /** How long it may take to write its `listening` line (a primary and its workers take longer). */
+  readyTimeoutMs?: number;
+}
+
 export async function startServe(
   args: string[],
   env: NodeJS.ProcessEnv,
-  command: readonly string[] = [process.execPath, ...NODE_ARGS],
+  { command = [process.execPath, ...NODE_ARGS], readyTimeoutMs = 20_000 }: StartServeOptions = {},
 ): Promise<ServeProcess> {
   const [file, ...pre] = command as [string, ...string[]];
   const child = spawn(file, [...pre, 'serve', '--listen', '127.0.0.1:0', ...args], {
@@ -87,7 +93,7 @@ export async function startServe(
           throw new Error(`kubeshim serve exited ${child.exitCode}: ${running.output()}`);
         return lines().find((l) => l['msg'] === 'listening')?.['url'] as string | undefined;
       },
-      20_000,
+      readyTimeoutMs,
     );
     return { ...running, url, lines };
   } catch (err) {
