@@ -25,7 +25,14 @@ import { reexecWithTrimThreshold } from './malloc-trim.js';
 import { type ServeConfig, startServing } from './serve.js';
 import type { UpstreamMode } from './stream-handler.js';
 import { checkUpstream } from './upstream-check.js';
-import { isFirstWorker, isServeWorker, parseWorkers, serveAsWorker, superviseWorkers, tagWorker } from './workers.js';
+import {
+  isFirstWorker,
+  isServeWorker,
+  parseWorkers,
+  serveAsWorker,
+  superviseWorkers,
+  tagWorker,
+} from './workers.js';
 
 const USAGE = `Usage: kubeshim serve [flags]
 

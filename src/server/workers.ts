@@ -115,7 +115,12 @@ export async function serveAsWorker(
     });
     // the primary is gone: node:cluster ends the worker at once; nothing to drain toward
   });
-  send({ kubeshim: 'listening', url: serving.url, upstream: serving.upstream, credentials: serving.credentials });
+  send({
+    kubeshim: 'listening',
+    url: serving.url,
+    upstream: serving.upstream,
+    credentials: serving.credentials,
+  });
   await stop;
   await serving.shutdown(graceMs, hurried);
   for (const reply of asked.values())

@@ -147,7 +147,9 @@ async function execThrough(serve: ServeProcess): Promise<void> {
 
 test('kubeshim serve on Node 24 in front of the emulator: a real kubectl exec through it, stderr clean', async () => {
   // (kubectl's GET of the pod is the first proxied request: http-proxy's DEP0060 would show here)
-  const serve = await startServe(['--upstream', emulator.url], env24, { command: [join(prefix, 'bin', 'kubeshim')] });
+  const serve = await startServe(['--upstream', emulator.url], env24, {
+    command: [join(prefix, 'bin', 'kubeshim')],
+  });
   try {
     await execThrough(serve);
   } finally {
@@ -176,7 +178,9 @@ describe('the kubectl plugin: kubectl-shim on PATH', () => {
   });
 
   test('kubectl shim serve: a real kubectl exec through it', async () => {
-    const serve = await startServe(['--upstream', emulator.url], env, { command: [kubectlPath('1.36'), 'shim'] });
+    const serve = await startServe(['--upstream', emulator.url], env, {
+      command: [kubectlPath('1.36'), 'shim'],
+    });
     try {
       await execThrough(serve);
     } finally {
