@@ -170,7 +170,7 @@ describe('other commands', () => {
     assert.equal(r.code, 2);
     assert.match(
       r.stderr,
-      /^kubeshim: unknown command 'frobnicate' \(commands: serve, demo, kubeconfig, doctor, version\); see 'kubeshim --help'\n$/,
+      /^kubeshim: unknown command 'frobnicate' \(commands: serve, demo, kubeconfig, doctor, recordings, version\); see 'kubeshim --help'\n$/,
     );
   });
 
