@@ -22,6 +22,11 @@ import { HeaderCompressor, HeaderDecompressor, type HeaderMap } from './header-b
 
 export type SpdyRole = 'client' | 'server';
 
+/** After our GOAWAY: how long the peer gets to close its side once all we wrote has left. */
+const CLOSE_LINGER_MS = 2000;
+/** After our GOAWAY: how long a peer that reads nothing may keep our last bytes waiting. */
+const FLUSH_LIMIT_MS = 30_000;
+
 export interface SpdySessionOptions {
   role: SpdyRole;
   /** Bytes that arrived after the HTTP 101 and belong to the session (§2.1). */
@@ -300,10 +305,19 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
     if (stream.localClosed && stream.remoteClosed) this.forget(stream);
   }
 
-  /** Half-close the socket after what was written, and drop it if the peer does not close in time. */
+  /**
+   * Half-close the socket after what was written, and drop it if the peer does not close in time.
+   * The peer's time counts from when all our bytes were written, not from the close: a reader held
+   * back by backpressure still gets the last output and the status (kubectl reads a missing status
+   * as exit 0). A peer that does not read them within FLUSH_LIMIT_MS is dropped all the same.
+   */
   private endSocket(): void {
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    const socket = this.socket;
+    const limit = setTimeout(() => socket.destroy(), FLUSH_LIMIT_MS).unref();
+    socket.end(() => {
+      clearTimeout(limit);
+      setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref();
+    });
   }
 
   private writeFrame(frame: Buffer): void {

@@ -572,3 +572,27 @@ test('a peer resetting the TCP connection ends the session with a transport erro
   assert.equal(err?.kind, 'transport');
   await ended;
 });
+
+test('close(): a peer that reads slowly still gets every byte written before it, and the GOAWAY', async (t) => {
+  // 32 MiB is far more than the kernel's socket buffers hold: most of it waits in the session's
+  // socket while the peer does not read, for longer than the peer gets to close once all is sent.
+  const payload = randomBytes(32 * 1024 * 1024);
+  const srv = await listen((s) =>
+    s.on('stream', (stream) => {
+      stream.reply();
+      stream.write(payload);
+      s.close();
+    }),
+  );
+  t.after(() => srv.close());
+  const client = await dial(srv.port);
+  const stream = await client.openStream({ streamtype: 'stdout' });
+  const socket = (client as unknown as { socket: Socket }).socket;
+  socket.pause();
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  socket.resume();
+  const received = await readAll(stream, 20_000);
+  assert.equal(received.length, payload.length);
+  assert.ok(received.equals(payload), 'every byte, in order');
+  assert.equal(await closed(client, 20_000), undefined);
+});
