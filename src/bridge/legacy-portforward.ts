@@ -17,6 +17,7 @@ import { sendChannel } from '../channel/send.js';
 import { afterWsFlush, wsCongested } from '../channel/ws-flow.js';
 import type { Logger } from '../observe/logger.js';
 import type { SpdySession, SpdyStream } from '../spdy/session.js';
+import { clientProtocolError, onClientProtocolError } from './client-protocol-error.js';
 import { type KeepaliveOptions, keepWebSocketAlive } from './keepalive.js';
 import type { PortFigures } from './portforward-observer.js';
 import type { SessionRecord } from './session-record.js';
@@ -91,7 +92,7 @@ class LegacyPortForward {
       this.onClientMessage(data as Buffer, isBinary),
     );
     client.on('close', () => this.end('client closed the connection', 'success'));
-    client.on('error', (err: Error) => this.p.log.debug({ err: err.message }, 'client websocket error'));
+    onClientProtocolError(client, (reason) => this.end(reason, 'error'));
     upstream.on('close', (err) => this.upstreamClosed(err));
     this.stopKeepalive = keepWebSocketAlive(client, this.p.keepalive, (why) => {
       client.terminate();
@@ -155,7 +156,7 @@ class LegacyPortForward {
     } catch (err) {
       this.p.log.warn({ err: (err as Error).message }, 'client protocol error');
       this.p.client.close(1002, 'protocol error');
-      this.end(`client protocol error: ${(err as Error).message}`, 'error');
+      this.end(clientProtocolError((err as Error).message), 'error');
       return;
     }
     if (msg === null || msg.channel % 2 === 1) return; // error channels flow only toward the client

@@ -18,6 +18,7 @@ import {
 import { sendChannel } from '../channel/send.js';
 import { afterWsFlush, wsCongested } from '../channel/ws-flow.js';
 import type { SpdySession, SpdyStream } from '../spdy/session.js';
+import { clientProtocolError, onClientProtocolError } from './client-protocol-error.js';
 import { type ExecBridgeParams, StatusBytes } from './exec-session.js';
 import { keepWebSocketAlive } from './keepalive.js';
 import { type Outcome, shimFailure, statusBytesForClient, upstreamOutcome } from './outcome.js';
@@ -56,9 +57,7 @@ class WsToSpdyExec {
       this.onClientMessage(data as Buffer, isBinary),
     );
     client.on('close', (code: number, reason: Buffer) => this.onClientClosed(code, reason.toString()));
-    // ws reports a protocol error it found (invalid frame, oversized message) here, then closes
-    // with 1002/1009 and 'close' says only 1006: the session's reason is the error itself
-    client.on('error', (err: Error) => this.end(`client protocol error: ${err.message}`, 'error'));
+    onClientProtocolError(client, (reason) => this.end(reason, 'error'));
     this.stopKeepalive = keepWebSocketAlive(client, this.p.keepalive, (why) => {
       client.terminate();
       this.end(`client ${why}`, 'error');
@@ -178,7 +177,7 @@ class WsToSpdyExec {
   private protocolError(message: string): void {
     this.p.log.warn({ err: message }, 'client protocol error');
     if (this.p.client.readyState === this.p.client.OPEN) this.p.client.close(1002, message.slice(0, 120));
-    this.end(`client protocol error: ${message}`, 'error');
+    this.end(clientProtocolError(message), 'error');
   }
 
   private onClientClosed(code: number, reason: string): void {

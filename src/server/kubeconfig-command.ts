@@ -254,10 +254,10 @@ export function buildShimKubeconfig(
   return { config, name, comments, notes };
 }
 
-/** The YAML of a built kubeconfig, with its comments on top. */
-export function renderKubeconfig(built: ShimKubeconfig): string {
+/** The YAML of a built kubeconfig, with its comments on top (`writer`: the command that wrote it). */
+export function renderKubeconfig(built: ShimKubeconfig, writer = 'kubeshim kubeconfig'): string {
   const header = [
-    `kubeconfig for kubeshim at ${built.config.clusters[0]!.cluster['server']}, written by 'kubeshim kubeconfig'`,
+    `kubeconfig for kubeshim at ${built.config.clusters[0]!.cluster['server']}, written by '${writer}'`,
     ...built.comments,
   ];
   return `${header.map((l) => `# ${l}`).join('\n')}\n${dumpYaml(built.config)}`;
@@ -296,16 +296,19 @@ function mergeInto(file: string, add: KubeconfigObject): void {
     users: replace(existing.users, add.users),
     'current-context': existing['current-context'] || add['current-context'],
   };
-  writePrivate(file, dumpYaml(merged), true);
+  writePrivate(file, dumpYaml(merged), '--merge', true);
 }
 
-/** Write a kubeconfig readable by its owner only; a missing directory is created only for --merge (kubectl's own place). */
-function writePrivate(file: string, text: string, createDirectory = false): void {
+/**
+ * Write a kubeconfig readable by its owner only (`flag`: the flag that named the file); a missing
+ * directory is created only for --merge (kubectl's own place).
+ */
+export function writePrivate(file: string, text: string, flag = '--output', createDirectory = false): void {
   const dir = dirname(file);
   if (!existsSync(dir)) {
     if (!createDirectory)
       throw new Error(
-        `--output ${file}: the directory ${dir} does not exist; create it first (mkdir -p ${dir})`,
+        `${flag} ${file}: the directory ${dir} does not exist; create it first (mkdir -p ${dir})`,
       );
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } else if (!statSync(dir).isDirectory()) {

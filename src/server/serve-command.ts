@@ -22,6 +22,12 @@ import {
 } from './limits.js';
 import { parseListen } from './listen-address.js';
 import { reexecWithTrimThreshold } from './malloc-trim.js';
+import {
+  defaultSecureLocalDir,
+  prepareSecureLocal,
+  SECURE_LOCAL_NAMES,
+  writeSecureLocalKubeconfig,
+} from './secure-local.js';
 import { type ServeConfig, startServing } from './serve.js';
 import type { UpstreamMode } from './stream-handler.js';
 import { checkUpstream } from './upstream-check.js';
@@ -62,6 +68,9 @@ Who may use it:
   --client-ca FILE            TLS listener: clients must present a certificate signed by this CA
   --token-file FILE           clients must present this bearer token (it is never sent upstream)
   --insecure-listen-anywhere  allow a non-loopback --listen without TLS and --client-ca/--token-file
+  --secure-local              only you can use it: TLS with a generated CA and a random token, kept in
+                              ~/.kubeshim/secure-local (0700), and a kubeconfig (0600) for kubectl there
+  --write-kubeconfig FILE     --secure-local: write the kubeconfig to FILE instead
 
 Limits:
   --max-sessions N            streaming sessions at once; more get 503 (default ${DEFAULT_LIMITS.maxSessions}; 0: no limit)
@@ -77,7 +86,16 @@ Durations are Go-style (500ms, 30s, 5m, 1h30m); a bare number is seconds.
 
 const MODES: UpstreamMode[] = ['auto', 'spdy', 'websocket'];
 
-type ServeArgs = Omit<ServeConfig, 'log'> & { logLevel: string; shutdownGraceMs: number; workers: number };
+type ServeArgs = Omit<ServeConfig, 'log'> & {
+  logLevel: string;
+  shutdownGraceMs: number;
+  workers: number;
+  secureLocal: boolean;
+  writeKubeconfig?: string;
+};
+
+/** Flags of the listener's TLS and authentication, which --secure-local sets itself. */
+const SECURE_LOCAL_SETS = ['tls-cert', 'tls-key', 'token-file', 'client-ca', 'insecure-listen-anywhere'];
 
 /** Parsed flags, or 0 when help was asked for; throws a UsageError for flags that cannot be right. */
 function parseServeArgs(argv: string[]): ServeArgs | 0 {
@@ -98,6 +116,8 @@ function parseServeArgs(argv: string[]): ServeArgs | 0 {
       'client-ca': { type: 'string' },
       'token-file': { type: 'string' },
       'insecure-listen-anywhere': { type: 'boolean', default: false },
+      'secure-local': { type: 'boolean', default: false },
+      'write-kubeconfig': { type: 'string' },
       'max-sessions': { type: 'string' },
       'handshake-timeout': { type: 'string' },
       'max-header-bytes': { type: 'string' },
@@ -130,8 +150,32 @@ function parseServeArgs(argv: string[]): ServeArgs | 0 {
     const recordDir = values['record-dir'];
     for (const flag of ['record-stdin', 'record-required', 'record-max-bytes'] as const)
       if (values[flag] && recordDir === undefined) throw new Error(`--${flag} needs --record-dir`);
+    const listen = parseListen(values.listen);
+    const secureLocal = values['secure-local'];
+    if (values['write-kubeconfig'] !== undefined && !secureLocal)
+      throw new Error(
+        '--write-kubeconfig goes with --secure-local (for other listeners: kubeshim kubeconfig --output FILE)',
+      );
+    if (secureLocal) {
+      if (values.workers !== '1')
+        throw new Error(
+          '--secure-local runs one process: leave out --workers (it is for one user on one machine)',
+        );
+      const given = SECURE_LOCAL_SETS.filter((f) => values[f as keyof typeof values] ?? false);
+      if (given.length > 0)
+        throw new Error(
+          `--secure-local makes its own certificate and token: leave out ${given.map((f) => `--${f}`).join(', ')}`,
+        );
+      const names: readonly string[] = [...SECURE_LOCAL_NAMES.ips, ...SECURE_LOCAL_NAMES.dns];
+      if (!names.includes(listen.host))
+        throw new Error(
+          `--secure-local listens on the loopback only: --listen 127.0.0.1:PORT, [::1]:PORT or localhost:PORT (got ${values.listen})`,
+        );
+    }
     return {
-      listen: parseListen(values.listen),
+      listen,
+      secureLocal,
+      writeKubeconfig: values['write-kubeconfig'],
       mode,
       upstream: parseUpstreamFlag(values.upstream),
       kubeconfig: values.kubeconfig,
@@ -201,11 +245,19 @@ async function serve(argv: string[]): Promise<number> {
   const parsed = parseServeArgs(argv);
   if (parsed === 0) return 0;
   reexecWithTrimThreshold();
-  const { logLevel, shutdownGraceMs, workers, ...config } = parsed;
+  const { logLevel, shutdownGraceMs, workers, secureLocal, writeKubeconfig, ...config } = parsed;
   // unset limits fall back to the defaults
   config.limits = Object.fromEntries(Object.entries(config.limits ?? {}).filter(([, v]) => v !== undefined));
   checkKubeconfigFlag(config.kubeconfig);
   const log = tagWorker(createLogger({ level: logLevel }));
+  // the generated material goes through the listener's own --tls-cert/--tls-key/--token-file checks
+  const local = secureLocal ? await prepareSecureLocal(defaultSecureLocalDir()) : undefined;
+  if (local)
+    Object.assign(config, {
+      tlsCert: local.files.cert,
+      tlsKey: local.files.key,
+      tokenFile: local.files.token,
+    });
   const startOne = async () => {
     const s = await startServing({ ...config, log }).catch((err: NodeJS.ErrnoException) => {
       throw new Error(listenProblem(err, config.listen) ?? err.message);
@@ -216,6 +268,7 @@ async function serve(argv: string[]): Promise<number> {
       credentials: s.target.credentials,
       target: s.target,
       metrics: s.metrics,
+      close: s.close,
       shutdown: s.shutdown,
     };
   };
@@ -230,6 +283,25 @@ async function serve(argv: string[]): Promise<number> {
   }
   const single = workers > 1 ? undefined : await startOne();
   const serving = single ?? (await superviseWorkers(workers, log));
+  let written: ReturnType<typeof writeSecureLocalKubeconfig> | undefined;
+  if (local && single) {
+    try {
+      if (!single.target.injectsCredentials)
+        throw new Error(
+          "--secure-local guards the credentials kubeshim injects, and there are none here (clients' own would pass through, and the listener's token takes their place): give a --kubeconfig/--context whose user has credentials, or leave out --secure-local",
+        );
+      written = writeSecureLocalKubeconfig(local.files, {
+        url: single.url,
+        output: writeKubeconfig,
+        kubeconfig: config.kubeconfig,
+        context: config.context,
+        upstream: config.upstream,
+      });
+    } catch (err) {
+      await single.close();
+      throw err;
+    }
+  }
   // the contract's `listening` line is written whatever --log-level says (scripts wait for it)
   log.child({}, { level: 'info' }).info(
     {
@@ -238,9 +310,22 @@ async function serve(argv: string[]): Promise<number> {
       credentials: serving.credentials,
       upstreamProtocol: config.mode,
       workers,
+      ...(written ? { kubeconfig: written.file } : {}),
     },
     'listening',
   );
+  if (local && written) {
+    for (const note of written.notes) log.warn(`--secure-local: ${note}`);
+    log.info(
+      {
+        kubeconfig: written.file,
+        context: written.context,
+        material: local.files.dir,
+        generated: local.made,
+      },
+      `secure local mode: only who can read ${written.file} can use kubeshim (kubectl --kubeconfig ${written.file} …)`,
+    );
+  }
   if (single) void checkUpstream(single.target, log);
   const signals = ['SIGINT', 'SIGTERM'] as const;
   const nextSignal = () =>
