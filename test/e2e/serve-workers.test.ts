@@ -204,13 +204,26 @@ test('a second signal hurries every worker: the open session ends with a Failure
 });
 
 test('a worker that cannot start fails the start: exit 1, the reason on one line, no process left', async () => {
+  // the listener's files are read where it starts: in each worker (the primary checks flags only)
   const r = await runCli(
-    ['serve', '--listen', '127.0.0.1:0', '--workers', '2', '--kubeconfig', '/nonexistent/kubeconfig'],
+    [
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--workers',
+      '2',
+      '--upstream',
+      emu.url,
+      '--tls-cert',
+      '/nonexistent/tls.crt',
+      '--tls-key',
+      '/nonexistent/tls.key',
+    ],
     { PATH: process.env.PATH, HOME: home.home },
   );
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stdout.toString(), /nonexistent/);
-  assert.match(r.stdout.toString(), /before it listened/);
+  assert.match(r.stderr, /^kubeshim serve: .*before it listened.*\n$/);
   assert.doesNotMatch(r.stdout.toString(), /"msg":"listening"/);
 });
 
