@@ -57,7 +57,7 @@ port.on('message', (m: ToThread) => {
         at = end;
       }
       for (const cast of touched) cast.flush();
-      post({ t: 'done' });
+      port.postMessage({ t: 'done', data: m.data } satisfies FromThread, [m.data]);
       return;
     }
     case 'end':
