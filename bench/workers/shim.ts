@@ -33,12 +33,13 @@ const logSink = new Writable({
         level: number;
         outcome?: string;
         closeReason?: string;
+        reason?: string;
       };
       if (entry.msg === 'session') outcomes[entry.outcome ?? '?'] = (outcomes[entry.outcome ?? '?'] ?? 0) + 1;
       if (entry.msg === 'recording stopped')
         outcomes['recording-stopped'] = (outcomes['recording-stopped'] ?? 0) + 1;
       if (entry.level >= 40 && problems.length < 5)
-        problems.push(`${entry.msg} ${entry.closeReason ?? ''}`.trim());
+        problems.push(`${entry.msg} ${entry.closeReason ?? entry.reason ?? ''}`.trim());
     }
     callback();
   },

@@ -25,7 +25,7 @@ export type ToThread =
 
 export type FromThread =
   | { t: 'opened'; id: number; error?: string }
-  /** One `events` message is in the files' queues. */
-  | { t: 'done' }
+  /** One `events` message is written: its buffer comes back, to be used again. */
+  | { t: 'done'; data: ArrayBuffer }
   | { t: 'failed'; id: number; why: string }
   | { t: 'closed'; id: number };

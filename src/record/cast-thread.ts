@@ -2,8 +2,8 @@
  * The recording thread: it turns the sessions' output into asciicast lines and writes them, so
  * that the JSON escaping (the bulk of recording's cost) does not take the sessions' own thread.
  * Messages come in order from CastWriter (cast-writer.ts); every batch of events is answered with
- * `done` once its bytes are lines in a file's queue, which is what frees its place in the writer's
- * bound. The files' queues here are bounded as well: a disk that cannot keep up fails the file.
+ * `done` once its lines are written (or wait, less than a write's worth, for more), which is what
+ * frees its place in the writer's bound. The files' queues here are bounded as well.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { CastRecording } from './cast.js';
@@ -14,7 +14,11 @@ const port = parentPort!;
 const opts = workerData as ThreadOptions;
 const budget = new QueueBudget(opts.maxQueued);
 const casts = new Map<number, CastRecording>();
-/** Lines are written a quarter MiB at a time (or after a moment): few writes, each one large. */
+/**
+ * Lines are written a quarter MiB at a time (or after a moment): few writes, each one large, made
+ * on this thread (it waits for the disk, the sessions do not), so that what waits for the disk is
+ * what the sessions' side counts against its bound.
+ */
 const MIN_WRITE = 256 * 1024;
 const post = (m: FromThread) => port.postMessage(m);
 
@@ -25,6 +29,7 @@ port.on('message', (m: ToThread) => {
         budget,
         maxQueued: opts.maxQueuedPerSession,
         minWrite: MIN_WRITE,
+        blocking: true,
         onFailure: (why) => post({ t: 'failed', id: m.id, why }),
       }).then(
         (sink) => {
@@ -52,7 +57,7 @@ port.on('message', (m: ToThread) => {
         at = end;
       }
       for (const cast of touched) cast.flush();
-      post({ t: 'done' });
+      port.postMessage({ t: 'done', data: m.data } satisfies FromThread, [m.data]);
       return;
     }
     case 'end':

@@ -21,6 +21,13 @@ export interface CastWriterOptions extends ThreadOptions {
 }
 
 const QUEUE_FULL = 'the disk cannot keep up (the write queue is full)';
+/**
+ * Buffers handed over come back once written, and a few are kept to be used again: a fresh buffer
+ * for every batch costs the sessions' thread a page fault per page. Sizes are powers of two.
+ */
+const SPARE_BUFFERS = 4;
+const SMALLEST_BUFFER = 256 * 1024;
+const LARGEST_SPARE = 4 * 1024 * 1024;
 
 /** One session's recording, as the session sees it. */
 export class Recording {
@@ -102,6 +109,7 @@ export class CastWriter {
   private scheduled = false;
   /** Batches handed over and not yet done, oldest first. */
   private readonly handed: Batch[] = [];
+  private readonly spare: ArrayBuffer[] = [];
 
   constructor(private readonly opts: CastWriterOptions) {}
 
@@ -171,7 +179,7 @@ export class CastWriter {
     const b = this.batch;
     if (b.chunks.length === 0) return;
     this.batch = emptyBatch();
-    const data = Buffer.allocUnsafeSlow(b.size);
+    const data = Buffer.from(this.bufferOf(b.size), 0, b.size);
     let at = 0;
     for (const c of b.chunks) at += c.copy(data, at);
     b.chunks.length = 0; // the session's buffers are free again
@@ -188,6 +196,13 @@ export class CastWriter {
       [data.buffer as ArrayBuffer],
     );
   };
+
+  /** A spare buffer of at least `size` bytes, or a new one. */
+  private bufferOf(size: number): ArrayBuffer {
+    const i = this.spare.findIndex((s) => s.byteLength >= size);
+    if (i >= 0) return this.spare.splice(i, 1)[0]!;
+    return new ArrayBuffer(Math.max(SMALLEST_BUFFER, 2 ** Math.ceil(Math.log2(size))));
+  }
 
   /** @internal */
   post(m: ToThread, transfer: ArrayBuffer[] = []): void {
@@ -226,6 +241,7 @@ export class CastWriter {
         if (b === undefined) return;
         for (let i = 0; i < b.recordings.length; i++) b.recordings[i]!.queued -= b.lengths[i]!;
         this.opts.budget.used -= b.size;
+        if (this.spare.length < SPARE_BUFFERS && m.data.byteLength <= LARGEST_SPARE) this.spare.push(m.data);
         return;
       }
       case 'failed':

@@ -1,12 +1,16 @@
 /**
  * An append-only file written in the background: callers queue text and go on; one write at a time
- * goes to the disk. With `minWrite`, a write waits until that much is queued (or a moment has
- * passed, or the file closes): each write hands a thread of the pool work and wakes it, so few
- * large writes cost far less than many small ones. What is queued is bounded twice, per file and across all files (a shared
+ * goes to the disk. What is queued is bounded twice, per file and across all files (a shared
  * budget): a disk that cannot keep up makes the file fail, it never grows memory. After each write
  * the file is checked to still be linked — a recording whose file or directory was deleted is lost,
  * although writes to the open descriptor would still succeed.
+ *
+ * With `minWrite`, a write waits until that much is queued (or a moment has passed, or the file
+ * closes): few large writes cost far less than many small ones. With `blocking` (for a thread that
+ * exists to write), writes are made on the caller's thread, which waits for the disk: no hop
+ * through the thread pool and back for each write and each check.
  */
+import { fstatSync, writeSync, writevSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 
 /** Buffers in one writev (the system's IOV_MAX is 1024). */
@@ -25,6 +29,16 @@ async function writeAll(fh: FileHandle, buffers: Buffer[], size: number): Promis
   }
 }
 
+/** writeAll, waiting for the disk on this thread. */
+function writeAllSync(fd: number, buffers: Buffer[], size: number): void {
+  let written = writevSync(fd, buffers);
+  while (written < size) {
+    const n = writeSync(fd, Buffer.concat(buffers).subarray(written));
+    if (n === 0) throw new Error('the disk took no more bytes');
+    written += n;
+  }
+}
+
 /** Bytes queued for all files at once. */
 export class QueueBudget {
   used = 0;
@@ -37,6 +51,8 @@ export interface FileSinkOptions {
   maxQueued: number;
   /** Bytes to gather before a write (default 0: write at once). */
   minWrite?: number;
+  /** Write on the caller's thread, waiting for the disk. */
+  blocking?: boolean;
   /** Told once, when the file cannot be written any more (nothing more is written after it). */
   onFailure(why: string): void;
 }
@@ -97,21 +113,45 @@ export class FileSink {
     if (this.queued >= (this.opts.minWrite ?? 0) || this.closing !== undefined) {
       clearTimeout(this.linger);
       this.linger = undefined;
-      void this.drain();
+      this.start();
     } else if (this.linger === undefined && this.queue.length > 0) {
       this.linger = setTimeout(() => {
         this.linger = undefined;
-        if (!this.writing) void this.drain();
+        if (!this.writing) this.start();
       }, LINGER_MS);
     }
+  }
+
+  private start(): void {
+    if (!this.opts.blocking) {
+      void this.drain();
+      return;
+    }
+    while (this.queue.length > 0 && !this.failed) {
+      const batch = this.queue.splice(0, MAX_BATCH);
+      const size = this.sizeOf(batch);
+      try {
+        writeAllSync(this.fh.fd, batch, size);
+        if (fstatSync(this.fh.fd).nlink === 0) throw new Error('the file was removed');
+      } catch (err) {
+        this.fail((err as Error).message);
+      }
+      this.release(size);
+    }
+    this.closing?.();
+  }
+
+  private sizeOf(batch: Buffer[]): number {
+    let size = 0;
+    for (const b of batch) size += b.length;
+    return size;
   }
 
   private async drain(): Promise<void> {
     this.writing = true;
     while (this.queue.length > 0 && !this.failed) {
       const batch = this.queue.splice(0, MAX_BATCH);
-      let size = 0;
-      for (const b of batch) size += b.length;
+      const size = this.sizeOf(batch);
       try {
         await writeAll(this.fh, batch, size);
         if ((await this.fh.stat()).nlink === 0) throw new Error('the file was removed');
