@@ -8,6 +8,8 @@
  * Node nothing happens (README "Performance" says to set it yourself); a value already set is kept.
  */
 
+import { isSea } from 'node:sea';
+
 /** 64 MiB: well above what a burst of sessions frees at once. */
 export const TRIM_THRESHOLD = '67108864';
 
@@ -18,8 +20,12 @@ export function reexecWithTrimThreshold(env: NodeJS.ProcessEnv = process.env): v
   if (env['MALLOC_TRIM_THRESHOLD_'] !== undefined || process.platform !== 'linux') return;
   const execve = (process as { execve?: Execve }).execve;
   if (typeof execve !== 'function') return;
-  // the flags node itself was given (e.g. --import tsx) come before the script and its arguments
-  execve.call(process, process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+  // the flags node itself was given (e.g. --import tsx) come before the script and its arguments;
+  // a single executable is its own script (its argv[1] is the executable again: not passed twice)
+  const args = isSea()
+    ? [process.execPath, ...process.argv.slice(2)]
+    : [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  execve.call(process, process.execPath, args, {
     ...env,
     MALLOC_TRIM_THRESHOLD_: TRIM_THRESHOLD,
   });
