@@ -25,10 +25,14 @@ npx --no-install esbuild src/cli.ts --bundle --platform=node --target=node26 --f
   --external:node-pty --external:utf-8-validate \
   --alias:punycode=./node_modules/punycode/punycode.js \
   --log-override:empty-import-meta=silent
+# the recording thread runs a module of its own: bundled beside the main one, an asset of the binary
+npx --no-install esbuild src/record/cast-thread.ts --bundle --platform=node --target=node26 --format=cjs \
+  --outfile="$work/cast-thread.cjs" --log-level=warning
 
 cat > "$work/sea-config.json" <<JSON
 {
   "main": "$work/kubeshim.cjs",
+  "assets": { "cast-thread.cjs": "$work/cast-thread.cjs" },
   "executable": "$node26",
   "output": "$work/kubeshim",
   "disableExperimentalSEAWarning": true,

@@ -9,6 +9,7 @@
  * recording fail, it never grows memory.
  */
 import { extname } from 'node:path';
+import { getAsset, isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { CastEventKind, CastHeader } from './cast.js';
@@ -212,15 +213,7 @@ export class CastWriter {
   private threadFor(): Worker {
     if (this.thread) return this.thread;
     const workerData = { maxQueuedPerSession: this.opts.maxQueuedPerSession, maxQueued: this.opts.maxQueued };
-    // the thread's module sits beside this one: .js when built, .ts when run from source through
-    // tsx, whose loader the thread has to register for itself
-    const module = new URL(`./cast-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
-    const thread = module.pathname.endsWith('.ts')
-      ? new Worker(
-          `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(module.href)}); })`,
-          { eval: true, workerData },
-        )
-      : new Worker(module, { workerData });
+    const thread = startThread(workerData);
     thread.on('message', (m: FromThread) => this.heard(m));
     thread.on('error', (err) => this.lost(`the recording thread failed: ${err.message}`));
     thread.on('exit', () => this.lost('the recording thread stopped'));
@@ -274,3 +267,21 @@ export class CastWriter {
     else this.thread?.unref();
   }
 }
+
+/**
+ * The recording thread. Its module sits beside this one: .js when built, .ts when run from source
+ * through tsx, whose loader the thread has to register for itself. A single executable has no
+ * files beside it: scripts/build-binary.sh bundles the thread's module as an asset of its own.
+ */
+function startThread(workerData: ThreadOptions): Worker {
+  if (isSea()) return new Worker(getAsset(SEA_THREAD_ASSET, 'utf8'), { eval: true, workerData });
+  const module = new URL(`./cast-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+  if (!module.pathname.endsWith('.ts')) return new Worker(module, { workerData });
+  return new Worker(
+    `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(module.href)}); })`,
+    { eval: true, workerData },
+  );
+}
+
+/** The asset name scripts/build-binary.sh gives the bundled thread module. */
+const SEA_THREAD_ASSET = 'cast-thread.cjs';

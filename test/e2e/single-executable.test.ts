@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -54,8 +54,12 @@ test('the binary as kubectl-shim: kubectl shim version and usage', async () => {
   assert.match(r.stdout.toString(), /^ {2}kubectl shim serve /m);
 });
 
-test('the binary serves: kubectl 1.36 exec through it to a legacy cluster (fallback to SPDY), stderr clean', async () => {
-  const serve = await startServe(['--upstream', emulator.url], env, { command: [binary] });
+test('the binary serves: kubectl 1.36 exec through it to a legacy cluster (fallback to SPDY), recorded, stderr clean', async () => {
+  // recording runs a thread of its own, whose module the binary carries as an asset
+  const casts = join(work, 'casts');
+  const serve = await startServe(['--upstream', emulator.url, '--record-dir', casts], env, {
+    command: [binary],
+  });
   const kube = await makeKubeEnv(serve.url);
   try {
     const r = await runKubectl('1.36', ['exec', '-i', 'demo', '--', 'sh', '-c', 'cat; exit 4'], {
@@ -73,6 +77,13 @@ test('the binary serves: kubectl 1.36 exec through it to a legacy cluster (fallb
     assert.equal(line['client'], 'websocket/v5.channel.k8s.io');
     assert.equal(line['upstream'], 'spdy/v4.channel.k8s.io');
     assert.equal(line['exitCode'], 4);
+    const [cast] = await waitFor('the recording', async () => {
+      const files = (await readdir(casts).catch(() => [])).filter((f) => f.endsWith('.cast'));
+      if (files.length === 0) return undefined;
+      const text = await readFile(join(casts, files[0]!), 'utf8');
+      return text.includes('exit code 4') ? [text] : undefined;
+    });
+    assert.match(cast!, /"o", ?"one file\\n"/);
     const metrics = await (await fetch(`${serve.url}/metrics`)).text();
     assert.match(metrics, /^kubeshim_fallbacks_total\{subresource="exec",reason="[^"]+"\} 1$/m);
   } finally {
