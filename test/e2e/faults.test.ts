@@ -410,6 +410,21 @@ describe('the idle timeout (--idle-timeout)', () => {
     );
     assert.doesNotMatch(message, /upstream connection failed/);
   });
+
+  test('a relayed WebSocket session gets its Failure status and a Close between frames', async () => {
+    const upstream = await wsUpstream(() => {});
+    const s = await shim(upstream.url, 'websocket', { idleTimeoutMs: 300 });
+    const c = await connectWsExec(wsUrl(s, '&command=x'), [V5]);
+    await withTimeout(c.done, 2000, 'the idle session to end');
+    const status = decodeStatus(c.text(CH_ERROR));
+    const message = status.kind === 'failure' ? status.message : '';
+    assert.match(
+      message,
+      /kubeshim ended the session: no data in either direction for 300 ms \(--idle-timeout\)$/,
+    );
+    const line = await waitFor('the session line', () => s.sessionLines()[0]);
+    assert.equal(line['mode'], 'relay');
+  });
 });
 
 describe('the session limit (--max-sessions)', () => {
