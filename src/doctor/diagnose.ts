@@ -85,7 +85,7 @@ export function readRefusal(
       return {
         verdict: 'fail',
         answer,
-        why: `RBAC refused it: ${subresource === 'exec' ? 'pods/exec' : 'pods/portforward'} needs create (and get for WebSocket before 1.35, protocols.md §1.3)`,
+        why: `RBAC refused it: ${subresource === 'exec' ? 'pods/exec' : 'pods/portforward'} needs create (and get too, for WebSocket before Kubernetes 1.35)`,
       };
     return { verdict: 'fail', answer, why: 'the API server refused the request itself' };
   }

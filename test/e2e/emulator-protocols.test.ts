@@ -220,7 +220,7 @@ describe('plain API', () => {
   });
 });
 
-describe('handshakes (protocols.md §2)', () => {
+describe('handshakes (docs/protocols.md §2)', () => {
   test('SPDY: missing version 400, no overlap 403 with the accepted list, 101 echoes the choice', async () => {
     const none = await request('POST', execPath(['date']), { connection: 'Upgrade', upgrade: 'SPDY/3.1' });
     assert.equal(none.status, 400);

@@ -78,9 +78,11 @@ after(async () => {
 
 const installed = () => join(prefix, 'lib', 'node_modules', 'kubeshim');
 
-test('the tarball holds the built program, README, LICENSE, examples and certs, not the sources', () => {
+test('the tarball holds the built program, README, LICENSE, docs, examples and certs, not the sources', () => {
   const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n');
-  for (const f of ['dist/cli.js', 'dist/server/serve-command.js', 'README.md', 'LICENSE', 'package.json'])
+  const expected = ['dist/cli.js', 'dist/server/serve-command.js', 'README.md', 'LICENSE', 'package.json'];
+  // the docs that the README and the code's comments cite
+  for (const f of [...expected, 'docs/protocols.md', 'docs/design.md'])
     assert.ok(files.includes(`package/${f}`), f);
   assert.ok(
     files.some((f) => f.startsWith('package/examples/krew/')),
