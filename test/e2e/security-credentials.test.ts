@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { runCli, type ServeProcess, startServe } from '../support/processes.js';
-import { withTimeout } from '../support/wait.js';
+import { waitFor, withTimeout } from '../support/wait.js';
 
 const PLUGIN_OUTPUT = 'PLUGIN-PRINTED-7f3e-secret-hint';
 let dir: string;
@@ -60,6 +60,11 @@ async function kubeconfig(name: string, user: object): Promise<string> {
 async function serve(args: string[]): Promise<ServeProcess> {
   const s = await startServe(args, { PATH: process.env.PATH, HOME: dir });
   started.push(s);
+  // serve looks at the upstream once at start (GET /version, /api): done before the test's own
+  // requests, so that the upstream sees only those from here on
+  await waitFor('the upstream check', () =>
+    s.lines().some((l) => l['msg'] === 'upstream answers' || /^upstream check failed/.test(String(l['msg']))),
+  );
   return s;
 }
 
