@@ -302,6 +302,18 @@ async function serve(argv: string[]): Promise<number> {
       throw err;
     }
   }
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const nextSignal = () =>
+    new Promise<NodeJS.Signals>((resolve) => {
+      const on = (s: NodeJS.Signals) => {
+        for (const name of signals) process.off(name, on);
+        resolve(s);
+      };
+      for (const name of signals) process.on(name, on);
+    });
+  // listened for before the `listening` line: a script that signals as soon as it reads the line
+  // must not meet the default action (the process killed, exit code lost)
+  const firstSignal = nextSignal();
   // the contract's `listening` line is written whatever --log-level says (scripts wait for it)
   log.child({}, { level: 'info' }).info(
     {
@@ -327,16 +339,7 @@ async function serve(argv: string[]): Promise<number> {
     );
   }
   if (single) void checkUpstream(single.target, log);
-  const signals = ['SIGINT', 'SIGTERM'] as const;
-  const nextSignal = () =>
-    new Promise<NodeJS.Signals>((resolve) => {
-      const on = (s: NodeJS.Signals) => {
-        for (const name of signals) process.off(name, on);
-        resolve(s);
-      };
-      for (const name of signals) process.on(name, on);
-    });
-  const signal = await nextSignal();
+  const signal = await firstSignal;
   log.info({ signal, grace: formatDuration(shutdownGraceMs) }, 'stopping');
   const hurry = nextSignal().then((s) => log.warn({ signal: s }, 'second signal: ending sessions now'));
   await serving.shutdown(shutdownGraceMs, hurry);
