@@ -1,7 +1,7 @@
 /** What both exec/attach translators share: their parameters and the bounded status buffer. */
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
+import type { ExecStreams } from '../k8s/stream-request.js';
 import type { Logger } from '../observe/logger.js';
-import type { ExecStreams } from '../server/classify.js';
 import type { KeepaliveOptions } from './keepalive.js';
 import type { SessionRecord } from './session-record.js';
 

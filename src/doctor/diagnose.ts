@@ -248,3 +248,8 @@ export function oneLine(s: string): string {
     .trim();
   return line.length > 120 ? `${line.slice(0, 117)}...` : line;
 }
+
+/** True when a Via value names a kubeshim (server/via.ts writes `1.1 kubeshim`; any protocol version counts). */
+export function viaNamesKubeshim(value: string | undefined): boolean {
+  return value !== undefined && /(^|,)\s*[^,\s]+\s+kubeshim\b/i.test(value);
+}

@@ -19,7 +19,6 @@ import {
   UPGRADE_SPDY,
 } from '../k8s/protocols.js';
 import type { StatusOutcome } from '../k8s/status.js';
-import { viaNamesKubeshim } from '../server/via.js';
 import type { UpstreamProtocol } from '../upstream/choice.js';
 import { dialUpgrade, dialWebSocket, type Refusal } from '../upstream/dial.js';
 import type { UpstreamTarget } from '../upstream/target.js';
@@ -35,6 +34,7 @@ import {
   readSpdyUpgrade,
   type StreamSubresource,
   type Transport,
+  viaNamesKubeshim,
 } from './diagnose.js';
 import { speaksTls } from './scheme.js';
 import { PortForwardSession, runSpdyExec, runWsExec, type SessionEnd } from './sessions.js';

@@ -1,32 +1,20 @@
 /**
  * Request classification: which streaming subresource an upgrade is for, and which protocol the
  * client speaks (Upgrade header, subprotocols, X-Stream-Protocol-Version; docs/protocols.md §1.1, §2).
+ * What comes out is a k8s/stream-request.ts StreamRequest.
  */
 import type { IncomingMessage } from 'node:http';
+import type { RequestTarget } from '../k8s/canonical-target.js';
 import {
   BEARER_SUBPROTOCOL,
   HEADER_STREAM_PROTOCOL,
   headerHasToken,
   splitProtocolHeader,
 } from '../k8s/protocols.js';
-import type { RequestTarget } from './request-target.js';
+import type { ClientProtocol, StreamRequest, Subresource } from '../k8s/stream-request.js';
 
-export type Subresource = 'exec' | 'attach' | 'portforward';
-
-export type ClientProtocol =
-  | { kind: 'spdy'; offered: string[] }
-  /** `bearerToken`: from a `base64url.bearer.authorization.k8s.io.` subprotocol (browsers, §1.3). */
-  | { kind: 'websocket'; offered: string[]; bearerToken?: string };
-
-export interface StreamRequest {
-  subresource: Subresource;
-  namespace: string;
-  pod: string;
-  /** The request's canonical target (request-target.ts). */
-  target: RequestTarget;
-  query: URLSearchParams;
-  client: ClientProtocol;
-}
+// stream-handler.ts still imports these from here; they go once the router rewrite has landed.
+export { execStreams, type StreamRequest } from '../k8s/stream-request.js';
 
 const STREAM_PATH = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach|portforward)\/?$/;
 
@@ -75,28 +63,4 @@ function decodeSegment(segment: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Which streams an exec/attach session has, from its query (§1.1; the CRI counts from the query too). */
-export interface ExecStreams {
-  stdin: boolean;
-  stdout: boolean;
-  stderr: boolean;
-  tty: boolean;
-}
-
-/** Go's strconv.ParseBool truths, which is how the apiserver reads these parameters. */
-function queryBool(q: URLSearchParams, name: string): boolean {
-  return ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(q.get(name) ?? '');
-}
-
-export function execStreams(q: URLSearchParams): ExecStreams {
-  const tty = queryBool(q, 'tty');
-  return {
-    stdin: queryBool(q, 'stdin'),
-    stdout: queryBool(q, 'stdout'),
-    // with a TTY stderr is merged into stdout and never gets a stream (§3.1)
-    stderr: queryBool(q, 'stderr') && !tty,
-    tty,
-  };
 }

@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { DEFAULT_KEEPALIVE, type KeepaliveOptions } from '../bridge/keepalive.js';
 import { ActiveSessions } from '../bridge/session-record.js';
+import { parseRequestTarget } from '../k8s/canonical-target.js';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
 import type { Recorder } from '../record/recorder.js';
@@ -28,7 +29,7 @@ import {
 import { classifyUpgrade } from './classify.js';
 import { DEFAULT_LIMITS, SessionGate, watchIdleSessions } from './limits.js';
 import { createPlainProxy } from './plain-proxy.js';
-import { parseRequestTarget, requestTarget, setRequestTarget } from './request-target.js';
+import { requestTarget, setRequestTarget } from './request-target.js';
 import {
   replyRefusal,
   StreamHandler,

@@ -1,6 +1,7 @@
 /**
  * The Via header kubeshim adds to every answer it gives or passes on (RFC 9110 §7.6.3): proxies
- * name themselves there, so a client, and `kubeshim doctor`, can tell that a kubeshim is on the path.
+ * name themselves there, so a client, and `kubeshim doctor` (doctor/diagnose.ts), can tell that a
+ * kubeshim is on the path.
  * A second Via line after the upstream's own is the same list, one entry further.
  */
 export const VIA = '1.1 kubeshim';
@@ -12,9 +13,4 @@ export const VIA_LINE = `Via: ${VIA}\r\n`;
 export function appendVia(existing: string | string[] | undefined): string {
   const before = Array.isArray(existing) ? existing.join(', ') : existing;
   return before ? `${before}, ${VIA}` : VIA;
-}
-
-/** True when a Via value names a kubeshim. */
-export function viaNamesKubeshim(value: string | undefined): boolean {
-  return value !== undefined && /(^|,)\s*[^,\s]+\s+kubeshim\b/i.test(value);
 }

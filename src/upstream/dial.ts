@@ -8,8 +8,8 @@ import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
+import type { RequestTarget } from '../k8s/canonical-target.js';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
-import type { RequestTarget } from '../server/request-target.js';
 import { upstreamUrl } from './upstream-url.js';
 
 /** What the dialer needs of an upstream target (src/upstream/target.ts provides it). */

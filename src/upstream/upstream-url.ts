@@ -1,11 +1,11 @@
 /**
  * The one place an upstream URL is made: plain requests, streaming and other upgrades, readiness
- * and doctor probes all go through it. It takes a canonical request target (request-target.ts) and
+ * and doctor probes all go through it. It takes a canonical request target (k8s/canonical-target.ts) and
  * can only produce a URL on the configured upstream's origin, under its path prefix
  * (`--upstream https://h/prefix` → `https://h/prefix/api/...`); a string is parsed canonically
  * first and refused the same way the listener refuses it.
  */
-import { parseRequestTarget, type RequestTarget } from '../server/request-target.js';
+import { parseRequestTarget, type RequestTarget } from '../k8s/canonical-target.js';
 
 export function upstreamUrl(base: URL, target: RequestTarget | string, websocket = false): URL {
   const t = typeof target === 'string' ? canonical(target) : target;

@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { parseRequestTarget } from '../../src/k8s/canonical-target.js';
 import { headerHasToken, negotiate, splitProtocolHeader } from '../../src/k8s/protocols.js';
+import { execStreams } from '../../src/k8s/stream-request.js';
 import {
   AccessControl,
   acceptedHosts,
@@ -17,10 +19,9 @@ import {
   hostOf,
   parsePatterns,
 } from '../../src/server/access.js';
-import { classifyUpgrade, execStreams } from '../../src/server/classify.js';
+import { classifyUpgrade } from '../../src/server/classify.js';
 import { formatDuration, parseCount, parseDuration } from '../../src/server/limits.js';
 import { parseListen } from '../../src/server/listen-address.js';
-import { parseRequestTarget } from '../../src/server/request-target.js';
 import { mutated } from '../fixtures/mutate.js';
 import { recordedSessions } from '../fixtures/sessions.js';
 

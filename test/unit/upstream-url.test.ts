@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { parseRequestTarget, pathAndQuery } from '../../src/server/request-target.js';
+import { parseRequestTarget, pathAndQuery } from '../../src/k8s/canonical-target.js';
 import { upstreamUrl } from '../../src/upstream/upstream-url.js';
 
 const BASES = [
