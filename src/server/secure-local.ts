@@ -16,8 +16,8 @@ import { chmodSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSyn
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import { fileProblem } from '../command-line.js';
-import { buildShimKubeconfig, renderKubeconfig, writePrivate } from './kubeconfig-command.js';
+import { fileProblem } from './flag-file.js';
+import { buildShimKubeconfig, renderKubeconfig, writePrivate } from './shim-kubeconfig.js';
 
 /** The files of the mode, in its directory. */
 export interface SecureLocalFiles {

@@ -5,7 +5,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { readFlagFile } from '../command-line.js';
 import { createHealth } from '../observe/health.js';
 import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
@@ -20,6 +19,7 @@ import {
   DEFAULT_REJECT_PATHS,
   parsePatterns,
 } from './access.js';
+import { readFlagFile } from './flag-file.js';
 import { DEFAULT_LIMITS, type Limits } from './limits.js';
 import type { ListenAddress } from './listen-address.js';
 import { type Shim, startShim } from './listener.js';

@@ -5,7 +5,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
-import { readFlagFile } from '../command-line.js';
+import { readFlagFile } from './flag-file.js';
 
 export function checkListenerTls(certFile: string, keyFile: string, clientCaFile?: string): void {
   const cert = readFlagFile('--tls-cert', certFile);

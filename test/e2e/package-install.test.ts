@@ -80,7 +80,7 @@ const installed = () => join(prefix, 'lib', 'node_modules', 'kubeshim');
 
 test('the tarball holds the built program, README, LICENSE, docs, examples and certs, not the sources', () => {
   const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n');
-  const expected = ['dist/cli.js', 'dist/server/serve-command.js', 'README.md', 'LICENSE', 'package.json'];
+  const expected = ['dist/cli.js', 'dist/commands/serve.js', 'README.md', 'LICENSE', 'package.json'];
   // the docs that the README and the code's comments cite
   for (const f of [...expected, 'docs/protocols.md', 'docs/design.md'])
     assert.ok(files.includes(`package/${f}`), f);

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
-import { kubeconfigCommand, PLACEHOLDER_TOKEN } from '../../src/server/kubeconfig-command.js';
+import { kubeconfigCommand } from '../../src/commands/kubeconfig.js';
+import { PLACEHOLDER_TOKEN } from '../../src/server/shim-kubeconfig.js';
 import { runKubectl, runProcess } from '../support/kubectl.js';
 
 let dir: string;

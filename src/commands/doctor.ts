@@ -1,14 +1,14 @@
 /** `kubeshim doctor`: flags → runDoctor → a table or JSON; exit 0 when a streaming path works. */
+import { runDoctor } from '../doctor/doctor.js';
+import { renderJson, renderTable, wantsColour } from '../doctor/report.js';
+import { parsePositiveDuration } from '../server/limits.js';
 import {
   checkKubeconfigFlag,
   parseFlags,
   parseUpstreamFlag,
   reportFailure,
   UsageError,
-} from '../command-line.js';
-import { parsePositiveDuration } from '../server/limits.js';
-import { runDoctor } from './doctor.js';
-import { renderJson, renderTable, wantsColour } from './report.js';
+} from './command-line.js';
 
 const USAGE = `Usage: kubeshim doctor [flags]
 

@@ -3,8 +3,9 @@
  * what to do. A usage error (a flag that cannot be right) exits 2 and points at the command's
  * --help instead of reprinting it; a failure at run time exits 1. Never a stack trace.
  */
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { fileProblem } from '../server/flag-file.js';
 
 /** A flag or argument that cannot be right, whatever the machine's state. */
 export class UsageError extends Error {}
@@ -68,32 +69,6 @@ export function parseUpstreamFlag(value: string | undefined): string | undefined
   if (!/^https?:\/\//i.test(value))
     throw new UsageError(`--upstream '${value}': the scheme must be http:// or https://`);
   return value;
-}
-
-/** The contents of a file a flag names, or a sentence that says which flag and what is wrong. */
-export function readFlagFile(flag: string, file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new Error(`${flag} ${file}: ${fileProblem(err as NodeJS.ErrnoException)}`);
-  }
-}
-
-/** A failed file operation in a few words, with what to do. */
-export function fileProblem(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case 'ENOENT':
-      return 'no such file';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied (check its owner and mode)';
-    case 'EISDIR':
-      return 'is a directory, not a file';
-    case 'ENOTDIR':
-      return 'a part of the path is not a directory';
-    default:
-      return err.code ?? err.message;
-  }
 }
 
 /** `--kubeconfig PATH` must name a readable file; said here with what to do instead. */

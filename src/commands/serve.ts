@@ -2,35 +2,27 @@
  * `kubeshim serve`: flags of the contract (docs/design.md) → startServing; runs until SIGINT/SIGTERM,
  * then stops gracefully (a second signal cuts the grace period short).
  */
-import {
-  checkKubeconfigFlag,
-  parseFlags,
-  parseLogLevel,
-  parseUpstreamFlag,
-  reportFailure,
-  UsageError,
-} from '../command-line.js';
 import { createLogger } from '../observe/logger.js';
 import { DEFAULT_RECORD_MAX_BYTES } from '../record/recorder.js';
-import { DEFAULT_ACCEPT_HOSTS, parsePatterns } from './access.js';
+import { DEFAULT_ACCEPT_HOSTS, parsePatterns } from '../server/access.js';
 import {
   DEFAULT_LIMITS,
   formatDuration,
   parseCount,
   parseDuration,
   parsePositiveDuration,
-} from './limits.js';
-import { parseListen } from './listen-address.js';
-import { reexecWithTrimThreshold } from './malloc-trim.js';
+} from '../server/limits.js';
+import { parseListen } from '../server/listen-address.js';
+import { reexecWithTrimThreshold } from '../server/malloc-trim.js';
 import {
   defaultSecureLocalDir,
   prepareSecureLocal,
   SECURE_LOCAL_NAMES,
   writeSecureLocalKubeconfig,
-} from './secure-local.js';
-import { type ServeConfig, startServing } from './serve.js';
-import type { UpstreamMode } from './stream-handler.js';
-import { checkUpstream } from './upstream-check.js';
+} from '../server/secure-local.js';
+import { type ServeConfig, startServing } from '../server/serve.js';
+import type { UpstreamMode } from '../server/stream-handler.js';
+import { checkUpstream } from '../server/upstream-check.js';
 import {
   isFirstWorker,
   isServeWorker,
@@ -38,7 +30,15 @@ import {
   serveAsWorker,
   superviseWorkers,
   tagWorker,
-} from './workers.js';
+} from '../server/workers.js';
+import {
+  checkKubeconfigFlag,
+  parseFlags,
+  parseLogLevel,
+  parseUpstreamFlag,
+  reportFailure,
+  UsageError,
+} from './command-line.js';
 
 const USAGE = `Usage: kubeshim serve [flags]
 

@@ -7,7 +7,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { describeIdentity, type Identity } from './identity.js';
+import { describeIdentity, type Identity } from '../record/identity.js';
 
 const USAGE = `Usage:
   kubeshim recordings --dir DIR [--output json]       list the recordings in DIR, oldest first

@@ -8,12 +8,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join, relative } from 'node:path';
 import { Writable } from 'node:stream';
-import { parseFlags, parseLogLevel, reportFailure, UsageError } from '../command-line.js';
+import { type Emulator, startEmulator } from '../emulator/emulator.js';
+import { GENERATIONS, type Generation, generationTraits, isGeneration } from '../emulator/generation.js';
 import { createLogger, type Logger } from '../observe/logger.js';
 import { parseListen } from '../server/listen-address.js';
 import { type Serving, startServing } from '../server/serve.js';
-import { type Emulator, startEmulator } from './emulator.js';
-import { GENERATIONS, type Generation, generationTraits, isGeneration } from './generation.js';
+import { parseFlags, parseLogLevel, reportFailure, UsageError } from './command-line.js';
 
 const USAGE = `Usage: kubeshim demo [--generation ${GENERATIONS.join('|')}] [--listen HOST:PORT|PORT] [--log-level LEVEL]
 
