@@ -1,7 +1,7 @@
 /**
  * The shim's HTTP(S) listener: each request is checked once for who may use the shim (access.ts),
  * then classified — shim endpoints (health, metrics), plain API traffic (http-proxy), streaming
- * upgrades (the stream handler, within the session limit), other upgrades (relayed). Whatever a
+ * upgrades (router.ts, within the session limit), other upgrades (relayed). Whatever a
  * request does wrong is answered on its own connection; nothing a client sends can stop the
  * listener serving the others.
  */
@@ -15,7 +15,9 @@ import { ActiveSessions } from '../bridge/session-record.js';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
 import type { Recorder } from '../record/recorder.js';
+import type { UpstreamMode } from '../upstream/choice.js';
 import { syntheticRefusal } from '../upstream/dial.js';
+import type { CredentialedUpstream } from '../upstream/target.js';
 import {
   AccessControl,
   acceptedHosts,
@@ -26,17 +28,12 @@ import {
   parsePatterns,
 } from './access.js';
 import { classifyUpgrade } from './classify.js';
+import { malformedRequestAnswer, replyRefusal } from './http-answers.js';
 import { DEFAULT_LIMITS, SessionGate, watchIdleSessions } from './limits.js';
 import { createPlainProxy } from './plain-proxy.js';
 import { parseRequestTarget, requestTarget, setRequestTarget } from './request-target.js';
-import {
-  replyRefusal,
-  StreamHandler,
-  type StreamTarget,
-  type UpgradeMetricsSink,
-  type UpstreamMode,
-} from './stream-handler.js';
-import { VIA, VIA_LINE } from './via.js';
+import { StreamRouter, type UpgradeMetricsSink } from './router.js';
+import { VIA } from './via.js';
 
 /** A handler for the shim's own endpoints; answers true when it took the request. */
 export type LocalEndpoint = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -50,7 +47,7 @@ export interface ShimOptions {
     /** CA of client certificates: clients must present a certificate it signed (mTLS, `--client-ca`). */
     clientCa?: Buffer | string;
   };
-  target: StreamTarget;
+  target: CredentialedUpstream;
   mode: UpstreamMode;
   log: Logger;
   metrics?: UpgradeMetricsSink;
@@ -65,7 +62,7 @@ export interface ShimOptions {
   spdyPingTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   choiceTtlMs?: number;
-  /** Count port-forward connections by reading relayed SPDY frames (StreamHandlerConfig). */
+  /** Count port-forward connections by reading relayed SPDY frames (RouterConfig). */
   portForwardStats?: boolean;
   /** Limits (limits.ts); defaults in DEFAULT_LIMITS. */
   maxSessions?: number;
@@ -103,7 +100,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
       rejectPaths: parsePatterns('paths', DEFAULT_REJECT_PATHS.join(',')),
     });
   let accepting = true;
-  const streams = new StreamHandler({
+  const streams = new StreamRouter({
     active: sessions,
     target: opts.target,
     mode: opts.mode,
@@ -247,13 +244,10 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     // alone waits on the client, and a client that never reads would keep the descriptor
     const bound = setTimeout(() => socket.destroy(), handshakeTimeoutMs);
     bound.unref();
-    socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n${VIA_LINE}Connection: close\r\n\r\n${body}`,
-      () => {
-        clearTimeout(bound);
-        socket.destroy();
-      },
-    );
+    socket.end(malformedRequestAnswer(status, http.STATUS_CODES[status], body), () => {
+      clearTimeout(bound);
+      socket.destroy();
+    });
   });
   server.on('tlsClientError', (err: Error, socket: Duplex) => {
     log.info({ err: err.message }, 'TLS handshake failed');

@@ -12,6 +12,7 @@ import {
 } from '../command-line.js';
 import { createLogger } from '../observe/logger.js';
 import { DEFAULT_RECORD_MAX_BYTES } from '../record/recorder.js';
+import type { UpstreamMode } from '../upstream/choice.js';
 import { DEFAULT_ACCEPT_HOSTS, parsePatterns } from './access.js';
 import {
   DEFAULT_LIMITS,
@@ -29,7 +30,6 @@ import {
   writeSecureLocalKubeconfig,
 } from './secure-local.js';
 import { type ServeConfig, startServing } from './serve.js';
-import type { UpstreamMode } from './stream-handler.js';
 import { checkUpstream } from './upstream-check.js';
 import {
   isFirstWorker,
