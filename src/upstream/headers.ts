@@ -29,6 +29,24 @@ function isIdentityHeader(name: string): boolean {
 }
 
 /**
+ * A Sec-WebSocket-Protocol value split into the bearer tokens browsers carry in it (decoded, §1.3)
+ * and the other subprotocols.
+ */
+export function splitBearerSubprotocols(value: string | string[] | undefined): {
+  tokens: string[];
+  rest: string[];
+} {
+  const tokens: string[] = [];
+  const rest: string[] = [];
+  for (const p of splitProtocolHeader(value)) {
+    if (p.startsWith(BEARER_SUBPROTOCOL))
+      tokens.push(Buffer.from(p.slice(BEARER_SUBPROTOCOL.length), 'base64url').toString('utf8'));
+    else rest.push(p);
+  }
+  return { tokens, rest };
+}
+
+/**
  * When the shim lends its own identity, the client's Authorization, its bearer-token WebSocket
  * subprotocol and every Impersonate-* header go: a client must not choose whom the shim's
  * credentials act as, nor send its own identity beside them.
@@ -38,9 +56,7 @@ export function dropClientIdentity(headers: IncomingHttpHeaders | OutgoingHttpHe
     const lower = name.toLowerCase();
     if (lower === 'authorization' || lower.startsWith('impersonate-')) delete headers[name];
     else if (lower === 'sec-websocket-protocol') {
-      const kept = splitProtocolHeader(headers[name] as string | string[] | undefined).filter(
-        (p) => !p.startsWith(BEARER_SUBPROTOCOL),
-      );
+      const kept = splitBearerSubprotocols(headers[name] as string | string[] | undefined).rest;
       if (kept.length > 0) headers[name] = kept.join(', ');
       else delete headers[name];
     }
