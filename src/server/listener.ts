@@ -100,7 +100,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
       rejectPaths: parsePatterns('paths', DEFAULT_REJECT_PATHS.join(',')),
     });
   let accepting = true;
-  const streams = new StreamRouter({
+  const router = new StreamRouter({
     active: sessions,
     target: opts.target,
     mode: opts.mode,
@@ -190,7 +190,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
       return;
     }
     const sr = classifyUpgrade(req, requestTarget(req));
-    const work = sr ? streams.handle(req, socket, head, sr) : streams.relayOther(req, socket, head);
+    const work = sr ? router.handle(req, socket, head, sr) : router.relayOther(req, socket, head);
     work
       .catch((err: Error) => {
         log.error({ err: err.message, url: req.url }, 'upgrade failed');

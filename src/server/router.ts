@@ -39,8 +39,18 @@ export interface RouterConfig extends SessionSettings {
   choiceTtlMs: number;
 }
 
-/** The attempts that speak the other protocol upstream; exactly one applies to a request. */
-const TRANSLATIONS: Attempt[] = [wsToSpdyExec, spdyToWsExec, tunnelToSpdy, spdyToTunnel, legacyPortForward];
+/**
+ * Every attempt. For any request, one that applies speaks the client's own protocol upstream
+ * (pass-through serves every request) and at most one speaks the other.
+ */
+const ATTEMPTS: Attempt[] = [
+  passThrough,
+  wsToSpdyExec,
+  spdyToWsExec,
+  tunnelToSpdy,
+  spdyToTunnel,
+  legacyPortForward,
+];
 
 export class StreamRouter {
   private readonly choices: ProtocolChoices;
@@ -120,8 +130,9 @@ export class StreamRouter {
 
   /** The attempts for this request, in order (docs/design.md's table and `auto`). */
   private plan(sr: StreamRequest): Attempt[] {
-    const own = passThrough;
-    const other = TRANSLATIONS.find((a) => a.applies(sr));
+    const fitting = ATTEMPTS.filter((a) => a.applies(sr));
+    const own = fitting.find((a) => a.upstream(sr) === sr.client.kind)!;
+    const other = fitting.find((a) => a.upstream(sr) !== sr.client.kind);
     const mode = this.cfg.mode;
     if (mode !== 'auto') return mode === sr.client.kind ? [own] : other ? [other] : [own];
     if (!other) return [own];
