@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import type { UpstreamMode } from '../../src/server/stream-handler.js';
+import type { UpstreamMode } from '../../src/upstream/choice.js';
 import { mallocEnv } from '../lib/proc.js';
 import { serveWorker, workerParams } from '../lib/worker.js';
 

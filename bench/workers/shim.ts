@@ -16,7 +16,7 @@ import { createLogger } from '../../src/observe/logger.js';
 import { Metrics } from '../../src/observe/metrics.js';
 import { Recorder } from '../../src/record/recorder.js';
 import { startShim } from '../../src/server/listener.js';
-import type { UpstreamMode } from '../../src/server/stream-handler.js';
+import type { UpstreamMode } from '../../src/upstream/choice.js';
 import { loadUpstreamTarget } from '../../src/upstream/target.js';
 import { serveWorker, workerParams } from '../lib/worker.js';
 

@@ -21,7 +21,6 @@ import {
   writeSecureLocalKubeconfig,
 } from '../server/secure-local.js';
 import { type ServeConfig, startServing } from '../server/serve.js';
-import type { UpstreamMode } from '../server/stream-handler.js';
 import { checkUpstream } from '../server/upstream-check.js';
 import {
   isFirstWorker,
@@ -31,6 +30,7 @@ import {
   superviseWorkers,
   tagWorker,
 } from '../server/workers.js';
+import type { UpstreamMode } from '../upstream/choice.js';
 import {
   checkKubeconfigFlag,
   parseFlags,

@@ -2,7 +2,7 @@
  * `kubeshim doctor`: the path to the upstream probed the way a user's kubectl travels it, one
  * protocol at a time, and the `--upstream-protocol` that follows from what passed.
  */
-import type { UpstreamMode } from '../server/stream-handler.js';
+import type { UpstreamMode } from '../upstream/choice.js';
 import { loadKubeconfig } from '../upstream/kubeconfig.js';
 import { loadUpstreamTarget, type TargetOptions } from '../upstream/target.js';
 import { holdQuiet, type IdleResult } from './idle.js';

@@ -21,7 +21,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { BEARER_SUBPROTOCOL, splitProtocolHeader } from '../k8s/protocols.js';
+import { splitBearerSubprotocols } from '../upstream/headers.js';
 import { isLoopback } from './listen-address.js';
 
 /** kubectl proxy's default `--accept-hosts`; the listen host is added to it. */
@@ -146,14 +146,11 @@ export class AccessControl {
       const m = /^Bearer\s+(.+)$/i.exec(auth.trim());
       if (m) presented.push(m[1]!.trim());
     }
-    const offered = splitProtocolHeader(req.headers['sec-websocket-protocol']);
-    const bearer = offered.filter((p) => p.startsWith(BEARER_SUBPROTOCOL));
-    if (bearer.length > 0) {
-      const rest = offered.filter((p) => !p.startsWith(BEARER_SUBPROTOCOL));
+    const { tokens, rest } = splitBearerSubprotocols(req.headers['sec-websocket-protocol']);
+    if (tokens.length > 0) {
       if (rest.length > 0) req.headers['sec-websocket-protocol'] = rest.join(', ');
       else delete req.headers['sec-websocket-protocol'];
-      for (const b of bearer)
-        presented.push(Buffer.from(b.slice(BEARER_SUBPROTOCOL.length), 'base64url').toString('utf8'));
+      presented.push(...tokens);
     }
     // every candidate is compared, so the time taken says nothing about which one matched
     return presented.map((p) => sameSecret(p, token)).includes(true);

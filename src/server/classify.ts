@@ -13,9 +13,6 @@ import {
 } from '../k8s/protocols.js';
 import type { ClientProtocol, StreamRequest, Subresource } from '../k8s/stream-request.js';
 
-// stream-handler.ts still imports these from here; they go once the router rewrite has landed.
-export { execStreams, type StreamRequest } from '../k8s/stream-request.js';
-
 const STREAM_PATH = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach|portforward)\/?$/;
 
 export function isWebSocketUpgrade(req: IncomingMessage): boolean {

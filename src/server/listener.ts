@@ -1,7 +1,7 @@
 /**
  * The shim's HTTP(S) listener: each request is checked once for who may use the shim (access.ts),
  * then classified — shim endpoints (health, metrics), plain API traffic (http-proxy), streaming
- * upgrades (the stream handler, within the session limit), other upgrades (relayed). Whatever a
+ * upgrades (router.ts, within the session limit), other upgrades (relayed). Whatever a
  * request does wrong is answered on its own connection; nothing a client sends can stop the
  * listener serving the others.
  */
@@ -16,7 +16,9 @@ import { parseRequestTarget } from '../k8s/canonical-target.js';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
 import type { Recorder } from '../record/recorder.js';
+import type { UpstreamMode } from '../upstream/choice.js';
 import { syntheticRefusal } from '../upstream/dial.js';
+import type { CredentialedUpstream } from '../upstream/target.js';
 import {
   AccessControl,
   acceptedHosts,
@@ -27,17 +29,12 @@ import {
   parsePatterns,
 } from './access.js';
 import { classifyUpgrade } from './classify.js';
+import { malformedRequestAnswer, replyRefusal } from './http-answers.js';
 import { DEFAULT_LIMITS, SessionGate, watchIdleSessions } from './limits.js';
 import { createPlainProxy } from './plain-proxy.js';
 import { requestTarget, setRequestTarget } from './request-target.js';
-import {
-  replyRefusal,
-  StreamHandler,
-  type StreamTarget,
-  type UpgradeMetricsSink,
-  type UpstreamMode,
-} from './stream-handler.js';
-import { VIA, VIA_LINE } from './via.js';
+import { StreamRouter, type UpgradeMetricsSink } from './router.js';
+import { VIA } from './via.js';
 
 /** A handler for the shim's own endpoints; answers true when it took the request. */
 export type LocalEndpoint = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -51,7 +48,7 @@ export interface ShimOptions {
     /** CA of client certificates: clients must present a certificate it signed (mTLS, `--client-ca`). */
     clientCa?: Buffer | string;
   };
-  target: StreamTarget;
+  target: CredentialedUpstream;
   mode: UpstreamMode;
   log: Logger;
   metrics?: UpgradeMetricsSink;
@@ -66,7 +63,7 @@ export interface ShimOptions {
   spdyPingTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   choiceTtlMs?: number;
-  /** Count port-forward connections by reading relayed SPDY frames (StreamHandlerConfig). */
+  /** Count port-forward connections by reading relayed SPDY frames (RouterConfig). */
   portForwardStats?: boolean;
   /** Limits (limits.ts); defaults in DEFAULT_LIMITS. */
   maxSessions?: number;
@@ -104,7 +101,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
       rejectPaths: parsePatterns('paths', DEFAULT_REJECT_PATHS.join(',')),
     });
   let accepting = true;
-  const streams = new StreamHandler({
+  const router = new StreamRouter({
     active: sessions,
     target: opts.target,
     mode: opts.mode,
@@ -194,7 +191,7 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
       return;
     }
     const sr = classifyUpgrade(req, requestTarget(req));
-    const work = sr ? streams.handle(req, socket, head, sr) : streams.relayOther(req, socket, head);
+    const work = sr ? router.handle(req, socket, head, sr) : router.relayOther(req, socket, head);
     work
       .catch((err: Error) => {
         log.error({ err: err.message, url: req.url }, 'upgrade failed');
@@ -248,13 +245,10 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
     // alone waits on the client, and a client that never reads would keep the descriptor
     const bound = setTimeout(() => socket.destroy(), handshakeTimeoutMs);
     bound.unref();
-    socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n${VIA_LINE}Connection: close\r\n\r\n${body}`,
-      () => {
-        clearTimeout(bound);
-        socket.destroy();
-      },
-    );
+    socket.end(malformedRequestAnswer(status, http.STATUS_CODES[status], body), () => {
+      clearTimeout(bound);
+      socket.destroy();
+    });
   });
   server.on('tlsClientError', (err: Error, socket: Duplex) => {
     log.info({ err: err.message }, 'TLS handshake failed');

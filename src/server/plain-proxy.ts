@@ -11,15 +11,19 @@ import './http-proxy-deprecation.js';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
 import { CREDENTIALS_UNAVAILABLE } from '../upstream/credentials.js';
-import { dropClientIdentity } from '../upstream/headers.js';
+import { credentialPolicy, dropClientIdentity, noteUpstreamStatus } from '../upstream/headers.js';
+import type { CredentialedUpstream } from '../upstream/target.js';
 import { upstreamUrl } from '../upstream/upstream-url.js';
 import { requestTarget } from './request-target.js';
-import type { StreamTarget } from './stream-handler.js';
 import { appendVia } from './via.js';
 
 export type PlainHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-export function createPlainProxy(target: StreamTarget, log: Logger, responseTimeoutMs: number): PlainHandler {
+export function createPlainProxy(
+  target: CredentialedUpstream,
+  log: Logger,
+  responseTimeoutMs: number,
+): PlainHandler {
   const agentOptions = (target.agent as HttpsAgent).options ?? {};
   // http-proxy only ever connects to the upstream's origin; the path it would build from req.url is
   // replaced with the one URL builder's (proxyReq below)
@@ -43,7 +47,7 @@ export function createPlainProxy(target: StreamTarget, log: Logger, responseTime
   });
   proxy.on('proxyRes', (upstreamRes) => {
     upstreamRes.headers['via'] = appendVia(upstreamRes.headers['via']);
-    if (upstreamRes.statusCode === 401 && target.injectsCredentials) target.invalidateCredentials?.();
+    noteUpstreamStatus(target, upstreamRes.statusCode);
   });
   proxy.on('error', (err, req, res) => {
     log.warn(
@@ -67,15 +71,13 @@ export function createPlainProxy(target: StreamTarget, log: Logger, responseTime
     r.end(body);
   });
   return (req, res) => {
-    target.authHeaders().then(
-      (auth) => {
-        if (target.injectsCredentials) dropClientIdentity(req.headers);
+    credentialPolicy(target, log).then(
+      (policy) => {
+        if (policy.injectsCredentials) dropClientIdentity(req.headers);
         // http-proxy's types say string values; it hands them to http.request, which repeats arrays
-        proxy.web(req, res, { headers: auth as Record<string, string> });
+        proxy.web(req, res, { headers: policy.auth as Record<string, string> });
       },
-      (err: Error) => {
-        log.warn({ err: err.message }, 'could not get upstream credentials');
-        // what failed, never what a plugin printed: that stays in the shim's log
+      () => {
         const body = encodeStatus(apiStatus(502, 'ServiceUnavailable', CREDENTIALS_UNAVAILABLE));
         res.writeHead(502, { 'content-type': 'application/json', 'content-length': body.length });
         res.end(body);

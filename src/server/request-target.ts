@@ -5,9 +5,6 @@
  */
 import { pathAndQuery, type RequestTarget } from '../k8s/canonical-target.js';
 
-// stream-handler.ts still imports the type from here; it goes once the router rewrite has landed.
-export type { RequestTarget };
-
 const targets = new WeakMap<object, RequestTarget>();
 
 export function setRequestTarget(req: { url?: string }, t: RequestTarget): void {

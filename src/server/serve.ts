@@ -9,6 +9,7 @@ import { createHealth } from '../observe/health.js';
 import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
 import { Recorder, type RecorderOptions } from '../record/recorder.js';
+import type { UpstreamMode } from '../upstream/choice.js';
 import { loadUpstreamTarget, type TargetOptions, type UpstreamTarget } from '../upstream/target.js';
 import {
   AccessControl,
@@ -24,7 +25,6 @@ import { DEFAULT_LIMITS, type Limits } from './limits.js';
 import type { ListenAddress } from './listen-address.js';
 import { type Shim, startShim } from './listener.js';
 import { drain } from './shutdown.js';
-import type { UpstreamMode } from './stream-handler.js';
 import { checkListenerTls } from './tls-files.js';
 
 export interface ServeConfig extends TargetOptions {

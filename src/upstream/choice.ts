@@ -5,6 +5,9 @@
  */
 export type UpstreamProtocol = 'spdy' | 'websocket';
 
+/** `--upstream-protocol`: one protocol upstream always, or `auto` (the client's own first, then the other). */
+export type UpstreamMode = 'auto' | UpstreamProtocol;
+
 interface Entry {
   protocol: UpstreamProtocol;
   expires: number;

@@ -1,12 +1,14 @@
 /**
- * Which client headers travel upstream. The client's identity (Authorization, impersonation,
- * User-Agent) passes on, unless the shim injects its own credentials: then the client's
- * Authorization and impersonation headers are dropped and the target's go on instead
- * (docs/protocols.md §8.4).
+ * Which client headers and credentials travel upstream. The client's identity (Authorization,
+ * impersonation, User-Agent) passes on, unless the shim injects its own credentials: then the
+ * client's Authorization and impersonation headers are dropped and the target's go on instead
+ * (docs/protocols.md §8.4). The listener's own token is taken out earlier (server/access.ts).
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { BEARER_SUBPROTOCOL, splitProtocolHeader } from '../k8s/protocols.js';
-import type { AuthHeaders } from './credentials.js';
+import type { Logger } from '../observe/logger.js';
+import { type AuthHeaders, CREDENTIALS_UNAVAILABLE } from './credentials.js';
+import type { CredentialedUpstream } from './target.js';
 
 /** Headers that describe one hop, not the request (RFC 9110 §7.6.1), plus ones we set ourselves. */
 const HOP_BY_HOP = new Set([
@@ -27,6 +29,24 @@ function isIdentityHeader(name: string): boolean {
 }
 
 /**
+ * A Sec-WebSocket-Protocol value split into the bearer tokens browsers carry in it (decoded, §1.3)
+ * and the other subprotocols.
+ */
+export function splitBearerSubprotocols(value: string | string[] | undefined): {
+  tokens: string[];
+  rest: string[];
+} {
+  const tokens: string[] = [];
+  const rest: string[] = [];
+  for (const p of splitProtocolHeader(value)) {
+    if (p.startsWith(BEARER_SUBPROTOCOL))
+      tokens.push(Buffer.from(p.slice(BEARER_SUBPROTOCOL.length), 'base64url').toString('utf8'));
+    else rest.push(p);
+  }
+  return { tokens, rest };
+}
+
+/**
  * When the shim lends its own identity, the client's Authorization, its bearer-token WebSocket
  * subprotocol and every Impersonate-* header go: a client must not choose whom the shim's
  * credentials act as, nor send its own identity beside them.
@@ -36,9 +56,7 @@ export function dropClientIdentity(headers: IncomingHttpHeaders | OutgoingHttpHe
     const lower = name.toLowerCase();
     if (lower === 'authorization' || lower.startsWith('impersonate-')) delete headers[name];
     else if (lower === 'sec-websocket-protocol') {
-      const kept = splitProtocolHeader(headers[name] as string | string[] | undefined).filter(
-        (p) => !p.startsWith(BEARER_SUBPROTOCOL),
-      );
+      const kept = splitBearerSubprotocols(headers[name] as string | string[] | undefined).rest;
       if (kept.length > 0) headers[name] = kept.join(', ');
       else delete headers[name];
     }
@@ -50,6 +68,26 @@ export interface CredentialPolicy {
   injectsCredentials: boolean;
   /** Headers of the shim's own credentials (may be empty). */
   auth: AuthHeaders;
+}
+
+/**
+ * The credentials for one upstream request. A failure is logged here with its cause and thrown as
+ * CREDENTIALS_UNAVAILABLE: the client learns what failed, never what a plugin printed.
+ */
+export async function credentialPolicy(target: CredentialedUpstream, log: Logger): Promise<CredentialPolicy> {
+  let auth: AuthHeaders;
+  try {
+    auth = await target.authHeaders();
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'could not get upstream credentials');
+    throw new Error(CREDENTIALS_UNAVAILABLE);
+  }
+  return { injectsCredentials: target.injectsCredentials, auth };
+}
+
+/** A 401 to the shim's own credentials drops the cached ones, as client-go does (the next request fetches fresh ones). */
+export function noteUpstreamStatus(target: CredentialedUpstream, statusCode: number | undefined): void {
+  if (statusCode === 401 && target.injectsCredentials) target.invalidateCredentials?.();
 }
 
 function forwardedFor(req: IncomingMessage): string {
@@ -64,14 +102,24 @@ function withCredentials(headers: OutgoingHttpHeaders, policy: CredentialPolicy)
   return headers;
 }
 
-/** For a request rebuilt in another protocol: identity headers only, plus X-Forwarded-For. */
-export function translatedHeaders(req: IncomingMessage, policy: CredentialPolicy): OutgoingHttpHeaders {
+/**
+ * For a request rebuilt in another protocol: identity headers only, plus X-Forwarded-For. A
+ * browser's bearer subprotocol (`bearerToken`) becomes Authorization, unless the shim lends its own
+ * identity (§1.3).
+ */
+export function translatedHeaders(
+  req: IncomingMessage,
+  policy: CredentialPolicy,
+  bearerToken?: string,
+): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers as IncomingHttpHeaders)) {
     if (value !== undefined && isIdentityHeader(name)) out[name] = value;
   }
   out['x-forwarded-for'] = forwardedFor(req);
-  return withCredentials(out, policy);
+  const headers = withCredentials(out, policy);
+  if (bearerToken && !policy.injectsCredentials) headers['authorization'] = `Bearer ${bearerToken}`;
+  return headers;
 }
 
 /** For a request relayed as it came (pass-through upgrades): everything but hop-by-hop headers. */

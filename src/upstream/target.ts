@@ -59,6 +59,16 @@ export interface UpstreamTarget {
   readonly credentials: string;
 }
 
+/**
+ * What the listener needs of the upstream: where to dial, and whose credentials to send there.
+ * An UpstreamTarget is one; tests hand in a bare URL and agent with no credentials.
+ */
+export type CredentialedUpstream = Pick<
+  UpstreamTarget,
+  'url' | 'agent' | 'authHeaders' | 'injectsCredentials'
+> &
+  Partial<Pick<UpstreamTarget, 'invalidateCredentials'>>;
+
 export interface TargetOptions {
   /** --upstream: the API server URL; with a kubeconfig it replaces only the cluster's server. */
   upstream?: string;

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Metrics } from '../../src/observe/metrics.js';
-import type { UpstreamMode } from '../../src/server/stream-handler.js';
+import type { UpstreamMode } from '../../src/upstream/choice.js';
 import { type HeldUpstream, startHeldUpstream } from '../support/held-upstream.js';
 import { startTestShim, type TestShim } from '../support/shim.js';
 import { waitFor } from '../support/wait.js';

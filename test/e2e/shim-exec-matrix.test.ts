@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Generation } from '../../src/emulator/index.js';
 import { type Emulator, startEmulator } from '../../src/emulator/index.js';
 import { silentLogger } from '../../src/observe/logger.js';
-import type { UpstreamMode } from '../../src/server/stream-handler.js';
+import type { UpstreamMode } from '../../src/upstream/choice.js';
 import {
   type KubectlVersion,
   type KubeEnv,

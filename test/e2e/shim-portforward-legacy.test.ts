@@ -15,8 +15,8 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { decodeMessage, encodeMessage } from '../../src/channel/codec.js';
 import { type Emulator, type Generation, startEmulator } from '../../src/emulator/index.js';
-import type { UpstreamMode } from '../../src/server/stream-handler.js';
 import { SpdySession, type SpdyStream } from '../../src/spdy/session.js';
+import type { UpstreamMode } from '../../src/upstream/choice.js';
 import { startTestShim, type TestShim } from '../support/shim.js';
 import { waitFor, withTimeout } from '../support/wait.js';
 

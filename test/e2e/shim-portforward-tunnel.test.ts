@@ -20,8 +20,8 @@ import { acceptWebSocket, createWebSocketServer } from '../../src/channel/ws-acc
 import { type Emulator, type Generation, startEmulator } from '../../src/emulator/index.js';
 import { PORTFORWARD, TUNNEL_PORTFORWARD } from '../../src/k8s/protocols.js';
 import { Metrics } from '../../src/observe/metrics.js';
-import type { UpstreamMode } from '../../src/server/stream-handler.js';
 import { SpdySession, type SpdyStream } from '../../src/spdy/session.js';
+import type { UpstreamMode } from '../../src/upstream/choice.js';
 import { dialUpgrade, dialWebSocket, type Refusal } from '../../src/upstream/dial.js';
 import { makeKubeEnv, runKubectl } from '../support/kubectl.js';
 import { startTestShim, type TestShim } from '../support/shim.js';

@@ -2,7 +2,7 @@
 
 import http from 'node:http';
 import { type Shim, type ShimOptions, startShim } from '../../src/server/listener.js';
-import type { UpstreamMode } from '../../src/server/stream-handler.js';
+import type { UpstreamMode } from '../../src/upstream/choice.js';
 import { capturedLogger } from './captured-log.js';
 
 export interface TestShim extends Shim {

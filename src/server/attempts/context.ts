@@ -1,0 +1,202 @@
+/**
+ * What an attempt works with: the request, the settings every attempt shares, and the steps the
+ * attempts have in common (dial, accept the client's WebSocket, open a SPDY session, start the
+ * session record). A client that leaves while an attempt waits ends the attempt with ClientGone.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { type KeepaliveOptions, keepWebSocketAlive } from '../../bridge/keepalive.js';
+import { PortForwardObserver, type RelayFraming } from '../../bridge/portforward-observer.js';
+import type { RelayHooks } from '../../bridge/relay.js';
+import { type ActiveSessions, type SessionMetricsSink, SessionRecord } from '../../bridge/session-record.js';
+import { acceptWebSocket } from '../../channel/ws-accept.js';
+import { HEADER_STREAM_PROTOCOL, UPGRADE_SPDY } from '../../k8s/protocols.js';
+import type { StreamRequest } from '../../k8s/stream-request.js';
+import type { Logger } from '../../observe/logger.js';
+import type { Recorder, SessionTrail } from '../../record/recorder.js';
+import { SpdySession } from '../../spdy/session.js';
+import {
+  type DialOptions,
+  dialUpgrade,
+  dialWebSocket,
+  type UpgradeResult,
+  type WebSocketResult,
+} from '../../upstream/dial.js';
+import { type CredentialPolicy, translatedHeaders } from '../../upstream/headers.js';
+import type { CredentialedUpstream } from '../../upstream/target.js';
+
+/** Settings every attempt shares (the router's configuration without its own). */
+export interface SessionSettings {
+  target: CredentialedUpstream;
+  log: Logger;
+  metrics?: SessionMetricsSink;
+  /** WebSocket pings toward WebSocket peers, and the dead-peer limit. */
+  keepalive: KeepaliveOptions;
+  /** SPDY PING period toward SPDY peers (0: off), and how long an unanswered PING may stay out. */
+  spdyPingMs: number;
+  spdyPingTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  /** Where sessions in flight are registered (shutdown, limits). */
+  active?: ActiveSessions;
+  /** Count forwarded connections of relayed port-forwards by reading their SPDY frames (off: a pure byte relay). */
+  portForwardStats?: boolean;
+  /** Largest SPDY control frame and inflated header block accepted from a peer (default: the core's). */
+  spdyMaxHeaderBytes?: number;
+  /** Session recordings and the audit log (`--record-dir`, `--audit-log`). */
+  recorder?: Recorder;
+}
+
+/** Where WebSocket message sizes stop (x/net's limit, §3.3). */
+const MAX_WS_PAYLOAD = 32 * 1024 * 1024;
+
+export function dialOptions(settings: SessionSettings): DialOptions {
+  return { handshakeTimeoutMs: settings.handshakeTimeoutMs, maxPayload: MAX_WS_PAYLOAD };
+}
+
+/** The client left while the shim waited on the upstream: nothing is left open for it. */
+export class ClientGone extends Error {
+  constructor() {
+    super('client left before the session began');
+  }
+}
+
+/** True once the client's connection can no longer carry a session (a reset, or it was closed). */
+export function clientLeft(socket: Duplex): boolean {
+  return socket.destroyed || !socket.writable;
+}
+
+/**
+ * A dial's result, if the client is still there to use it; else whatever the dial opened upstream
+ * is closed at once and the attempt stops (a reset during the upstream's answer holds nothing).
+ */
+export function stillWanted<R extends UpgradeResult | WebSocketResult>(socket: Duplex, r: R): R {
+  if (!clientLeft(socket)) return r;
+  if (r.ok) {
+    if ('ws' in r) r.ws.terminate();
+    else r.socket.destroy();
+  }
+  throw new ClientGone();
+}
+
+/** The first value of a header, trimmed ('' when absent). */
+export function headerValue(v: string | string[] | undefined): string {
+  return (Array.isArray(v) ? v[0] : v)?.trim() ?? '';
+}
+
+export class AttemptContext {
+  constructor(
+    readonly settings: SessionSettings,
+    /** Accepts the client's WebSocket (one per router, with our Via header). */
+    private readonly wss: WebSocketServer,
+    readonly req: IncomingMessage,
+    readonly socket: Duplex,
+    readonly head: Buffer,
+    readonly sr: StreamRequest,
+    readonly policy: CredentialPolicy,
+    readonly log: Logger,
+    readonly trail: SessionTrail | undefined,
+  ) {}
+
+  /** Identity headers for a rebuilt request (headers.ts). */
+  translatedHeaders() {
+    const { client } = this.sr;
+    return translatedHeaders(
+      this.req,
+      this.policy,
+      client.kind === 'websocket' ? client.bearerToken : undefined,
+    );
+  }
+
+  /** The upstream SPDY upgrade for a rebuilt request offering `protocols` (§2.1). */
+  async dialSpdy(protocols: string[]): Promise<UpgradeResult> {
+    const headers = {
+      ...this.translatedHeaders(),
+      connection: 'Upgrade',
+      upgrade: UPGRADE_SPDY,
+      [HEADER_STREAM_PROTOCOL]: protocols,
+    };
+    const { target } = this.settings;
+    return stillWanted(
+      this.socket,
+      await dialUpgrade(target, 'POST', this.sr.target, headers, dialOptions(this.settings)),
+    );
+  }
+
+  /** The upstream WebSocket for a rebuilt request offering `protocols`. */
+  async dialWebSocket(protocols: string[]): Promise<WebSocketResult> {
+    const { target } = this.settings;
+    return stillWanted(
+      this.socket,
+      await dialWebSocket(
+        target,
+        this.sr.target,
+        protocols,
+        this.translatedHeaders(),
+        dialOptions(this.settings),
+      ),
+    );
+  }
+
+  /** Accept the client's WebSocket; if the client left meanwhile, close the upstream side (`drop`) too. */
+  async acceptWebSocket(protocol: string, drop: () => void): Promise<WebSocket> {
+    try {
+      return await acceptWebSocket(
+        this.wss,
+        this.req,
+        this.socket,
+        this.head,
+        this.sr.client.offered.length > 0 ? protocol : '',
+      );
+    } catch {
+      drop();
+      throw new ClientGone();
+    }
+  }
+
+  spdySession(socket: Duplex, role: 'client' | 'server', head: Buffer): SpdySession {
+    const s = this.settings;
+    return new SpdySession(socket, {
+      role,
+      head,
+      pingIntervalMs: s.spdyPingMs,
+      pingTimeoutMs: s.spdyPingTimeoutMs,
+      maxControlFrameSize: s.spdyMaxHeaderBytes,
+      maxHeaderBytes: s.spdyMaxHeaderBytes,
+    });
+  }
+
+  /** The session's record (its closing line, metrics, registration), attached to the recording. */
+  record(client: string, upstream: string, mode: 'translate' | 'relay'): SessionRecord {
+    const { sr, settings } = this;
+    const record = new SessionRecord(
+      { subresource: sr.subresource, client, upstream, mode, namespace: sr.namespace, pod: sr.pod },
+      settings.log,
+      settings.metrics,
+      settings.active,
+    );
+    this.trail?.attach(record);
+    return record;
+  }
+
+  /** Pings on a WebSocket the shim holds; a dead peer is noted on the record and cut. Returns the stop. */
+  keepAlive(ws: WebSocket, record: SessionRecord): () => void {
+    return keepWebSocketAlive(ws, this.settings.keepalive, (why) => {
+      record.note('keepalive', why);
+      ws.terminate();
+    });
+  }
+
+  /**
+   * A relayed port-forward's figures: with `portForwardStats`, an observer reads the SPDY session the
+   * relay carries and counts connections; else (or for a legacy channel relay, `framing` undefined)
+   * the session line says they were not counted.
+   */
+  forwardHooks(record: SessionRecord, framing: RelayFraming | undefined): RelayHooks {
+    // the audit log wants the figures per port too
+    const wanted = this.settings.portForwardStats || this.settings.recorder?.audits === true;
+    if (wanted && framing) return new PortForwardObserver(record, this.log, framing).hooks;
+    record.note('portForwardStats', wanted ? 'unavailable' : 'off');
+    return {};
+  }
+}
