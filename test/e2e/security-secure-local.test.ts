@@ -16,7 +16,7 @@ import { loadYaml } from '@kubernetes/client-node';
 import { type Emulator, startEmulator } from '../../src/emulator/index.js';
 import { type KubectlVersion, type KubeEnv, makeKubeEnv, runKubectl } from '../support/kubectl.js';
 import { runCli, type ServeProcess, startServe } from '../support/processes.js';
-import { freePort } from '../support/wait.js';
+import { freePort, waitFor } from '../support/wait.js';
 
 const INJECTED = 'secure-local-injected-4b9d2e';
 
@@ -26,6 +26,13 @@ let source: KubeEnv;
 let state: string;
 let port: number;
 const started: ServeProcess[] = [];
+
+/** serve's line after `listening` that says where the kubeconfig is: it may arrive a little later. */
+function secureLocalLine(shim: ServeProcess): Promise<Record<string, unknown>> {
+  return waitFor('the secure local mode line', () =>
+    shim.lines().find((l) => String(l['msg']).startsWith('secure local mode')),
+  );
+}
 
 before(async () => {
   emu = await startEmulator({ generation: 'legacy', auth: { token: INJECTED } });
@@ -97,13 +104,12 @@ describe('serve --secure-local', () => {
     ca = await readFile(join(state, 'ca.crt'), 'utf8');
   });
 
-  test('the listening line and the next one say where the kubeconfig is', () => {
+  test('the listening line and the next one say where the kubeconfig is', async () => {
     assert.equal(shim.url, `https://127.0.0.1:${port}`);
     const lines = shim.lines();
     const listening = lines.find((l) => l['msg'] === 'listening')!;
     assert.equal(listening['kubeconfig'], kubeconfig);
-    const info = lines.find((l) => String(l['msg']).startsWith('secure local mode'));
-    assert.ok(info, shim.output());
+    const info = await secureLocalLine(shim);
     assert.equal(info['kubeconfig'], kubeconfig);
     assert.equal(info['generated'], true);
     assert.ok(!shim.output().includes(token), 'the token is in the log');
@@ -151,7 +157,7 @@ describe('serve --secure-local', () => {
     );
     await shim.stop();
     shim = await serve();
-    const info = shim.lines().find((l) => String(l['msg']).startsWith('secure local mode'))!;
+    const info = await secureLocalLine(shim);
     assert.equal(info['generated'], false);
     const now = await Promise.all(
       ['ca.crt', 'tls.crt', 'tls.key', 'token'].map((f) => readFile(join(state, f))),
@@ -165,7 +171,7 @@ describe('serve --secure-local', () => {
     await chmod(join(state, 'token'), 0o644);
     const elsewhere = join(source.home, 'elsewhere.yaml');
     shim = await serve(['--write-kubeconfig', elsewhere]);
-    const info = shim.lines().find((l) => String(l['msg']).startsWith('secure local mode'))!;
+    const info = await secureLocalLine(shim);
     assert.equal(info['generated'], true);
     assert.equal(info['kubeconfig'], elsewhere);
     assert.equal(await modeOf(join(state, 'token')), 0o600);
