@@ -11,7 +11,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Emulator, type SessionRecord, startEmulator } from '../../src/emulator/index.js';
+import { type Emulator, type FinishedSession, startEmulator } from '../../src/emulator/index.js';
 import {
   type KubectlVersion,
   type KubeEnv,
@@ -114,8 +114,8 @@ const mark = () => emu.sessions.at(-1)?.id ?? 0;
 
 async function sessionAfter(
   since: number,
-  subresource: SessionRecord['subresource'],
-): Promise<SessionRecord> {
+  subresource: FinishedSession['subresource'],
+): Promise<FinishedSession> {
   return emu.waitForSession((r) => r.id > since && r.subresource === subresource, 10_000);
 }
 
