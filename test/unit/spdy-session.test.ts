@@ -19,6 +19,7 @@ import {
   type SpdySessionOptions,
   type SpdyStream,
 } from '../../src/spdy/session.js';
+import { readAll } from '../support/spdy-stream.js';
 import { waitFor, withTimeout } from '../support/wait.js';
 
 type Opts = Partial<Omit<SpdySessionOptions, 'role'>>;
@@ -67,13 +68,6 @@ function closed(s: SpdySession, ms = 5000): Promise<SpdySessionError | undefined
     ms,
     'session close',
   );
-}
-
-async function readAll(stream: SpdyStream, ms = 10_000): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  stream.on('data', (d: Buffer) => parts.push(d));
-  await withTimeout(once(stream, 'end'), ms, `end of stream ${stream.id}`);
-  return Buffer.concat(parts);
 }
 
 /** A hand-driven SPDY peer: raw frames out, parsed frames in. */
