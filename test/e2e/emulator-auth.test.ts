@@ -13,6 +13,7 @@ import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { type Emulator, startEmulator } from '../../src/emulator/index.js';
 import { createLogger } from '../../src/observe/logger.js';
+import { UNAUTHORIZED_BODY } from '../support/k8s-bodies.js';
 import { type KubeEnvOptions, makeKubeEnv, runKubectl } from '../support/kubectl.js';
 
 let dir: string;
@@ -136,15 +137,7 @@ describe('HTTPS with a required bearer token', () => {
     assert.match(wrong.stderr, /You must be logged in to the server/);
     const res = await getTls(`${emu.url}/api/v1/namespaces/default/pods/demo`, tls.ca);
     assert.equal(res.status, 401);
-    assert.deepEqual(JSON.parse(res.body), {
-      kind: 'Status',
-      apiVersion: 'v1',
-      metadata: {},
-      status: 'Failure',
-      message: 'Unauthorized',
-      reason: 'Unauthorized',
-      code: 401,
-    });
+    assert.deepEqual(JSON.parse(res.body), UNAUTHORIZED_BODY);
   });
 
   test('each session is one pino line saying which protocol it used, without the token', async () => {

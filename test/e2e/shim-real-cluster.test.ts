@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runDoctor } from '../../src/doctor/doctor.js';
 import { type Emulator, type Generation, startEmulator } from '../../src/emulator/index.js';
+import { UNAUTHORIZED_BODY } from '../support/k8s-bodies.js';
 import { type KubectlVersion, runKubectl } from '../support/kubectl.js';
 import { echoThroughPortForward } from '../support/port-forward.js';
 import { REPO, runCli, type ServeProcess, startServe } from '../support/processes.js';
@@ -120,15 +121,7 @@ async function assertUnauthorized(shim: ServeProcess, env: NodeJS.ProcessEnv): P
   );
   const res = await fetch(`${shim.url}/api/v1/namespaces/default/pods/demo`);
   assert.equal(res.status, 401);
-  assert.deepEqual(await res.json(), {
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Failure',
-    message: 'Unauthorized',
-    reason: 'Unauthorized',
-    code: 401,
-  });
+  assert.deepEqual(await res.json(), UNAUTHORIZED_BODY);
 }
 
 function emulator(generation: Generation, opts: { token?: string; clientCert?: boolean }): Promise<Emulator> {
