@@ -4,7 +4,7 @@
  * growth per session, measured after a full GC before and after, in a middle process of its own
  * each round. The lean upstream serves them: 5,000 emulator processes would measure the machine.
  */
-import type { ClientName, ShimMode } from '../lib/rig.js';
+import { type MemorySpec, relayPath, shimPath } from '../lib/memory-paths.js';
 import { expectShimSessionsOk } from '../lib/shim-check.js';
 import {
   type BenchContext,
@@ -16,18 +16,9 @@ import {
 } from '../lib/types.js';
 import type { Worker } from '../lib/worker.js';
 
-export interface IdleSpec {
-  name: string;
-  description: string;
-  client: ClientName;
-  speaks: string;
-  translatedTo: string;
-  shimMode: ShimMode;
-}
-
 const sessionCount = (quick: boolean) => (quick ? 1000 : 5000);
 
-export function idleScenario(spec: IdleSpec): Scenario {
+export function idleScenario(spec: MemorySpec): Scenario {
   return {
     name: spec.name,
     description: spec.description,
@@ -68,12 +59,8 @@ export function idleScenario(spec: IdleSpec): Scenario {
       });
       return {
         variants: [
-          variant('relay', `${spec.speaks} client → TCP relay → ${spec.speaks} upstream`, () =>
-            rig.fresh('tcp-relay', { target: upstream.info['url'] }),
-          ),
-          variant('shim', `${spec.speaks} client → kubeshim → ${spec.translatedTo} upstream`, () =>
-            rig.freshShim(spec.shimMode, 'lean'),
-          ),
+          variant('relay', relayPath(spec), () => rig.fresh('tcp-relay', { target: upstream.info['url'] })),
+          variant('shim', shimPath(spec), () => rig.freshShim(spec.shimMode, 'lean')),
         ],
       };
     },

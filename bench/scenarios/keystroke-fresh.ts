@@ -4,9 +4,10 @@
  * path. Read it against `keystroke-*`, whose shims are warmed up first: the difference is what a
  * process's first sessions pay. The figure is p99 (p99.9 in the JSON, `extra.p999`).
  */
+
+import { keystrokeScenario, keystrokes } from '../lib/keystroke.js';
 import type { ClientName, ShimMode } from '../lib/rig.js';
-import type { Percentiles } from '../lib/stats.js';
-import type { Sample, Scenario } from '../lib/types.js';
+import type { Scenario } from '../lib/types.js';
 
 export interface FreshLatencySpec {
   name: string;
@@ -19,22 +20,14 @@ const roundTrips = (quick: boolean) => (quick ? 1000 : 5000);
 
 export function freshLatencyScenario(spec: FreshLatencySpec): Scenario {
   return {
-    name: spec.name,
-    description: spec.description,
-    kind: 'latency',
-    unit: 'µs',
-    target: 200,
+    ...keystrokeScenario(spec, roundTrips),
     upstream: 'lean',
-    size: (quick) => `${roundTrips(quick)} round trips`,
     rounds: (quick) => (quick ? 2 : 5),
     warmup: false,
     async setup(ctx) {
       const { rig } = ctx;
       const [client, upstream] = await Promise.all([rig.client(spec.client), rig.upstream('lean')]);
-      const echo = async (url: string): Promise<Sample> => {
-        const r = await client.call<Percentiles>('echo', { url, count: roundTrips(ctx.quick) });
-        return { value: r.p99, extra: { p50: r.p50, p90: r.p90, p999: r.p999, max: r.max } };
-      };
+      const echo = (url: string) => keystrokes(client, url, roundTrips(ctx.quick));
       return {
         variants: [
           { name: 'direct', path: 'client → upstream', measure: () => echo(String(upstream.info['url'])) },

@@ -4,7 +4,7 @@
  * trip's p99 in microseconds (median over the rounds); what is judged is what the shim adds over
  * the direct path (docs/design.md: ≤ 200 µs at p99).
  */
-import type { Percentiles } from '../lib/stats.js';
+import { keystrokeScenario, keystrokes } from '../lib/keystroke.js';
 import { type PathSpec, threePaths } from '../lib/three-paths.js';
 import type { Scenario } from '../lib/types.js';
 
@@ -19,21 +19,12 @@ const rounds = (quick: boolean) => (quick ? 3 : 15);
 
 export function latencyScenario(spec: LatencySpec): Scenario {
   return {
-    name: spec.name,
-    description: spec.description,
-    kind: 'latency',
-    unit: 'µs',
-    target: 200,
+    ...keystrokeScenario(spec, roundTrips),
     upstream: spec.upstream,
-    size: (quick) => `${roundTrips(quick)} round trips`,
     rounds,
     setup: (ctx) =>
-      threePaths(ctx, spec, 1, async (client, url, warmup) => {
-        const r = await client.call<Percentiles>('echo', {
-          url,
-          count: warmup ? 200 : roundTrips(ctx.quick),
-        });
-        return { value: r.p99, extra: { p50: r.p50, p90: r.p90, p999: r.p999, max: r.max } };
-      }),
+      threePaths(ctx, spec, 1, (client, url, warmup) =>
+        keystrokes(client, url, warmup ? 200 : roundTrips(ctx.quick)),
+      ),
   };
 }

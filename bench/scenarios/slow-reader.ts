@@ -10,8 +10,8 @@
  * here is garbage not yet collected (the relay, which holds at most a socket buffer, grows too);
  * `retainedMiB`, the RSS after a full GC at the end, tells garbage from kept memory.
  */
+import { type MemorySpec, relayPath, shimPath } from '../lib/memory-paths.js';
 import { RssSampler } from '../lib/proc.js';
-import type { ClientName, ShimMode } from '../lib/rig.js';
 import { expectShimSessionsOk } from '../lib/shim-check.js';
 import {
   type BenchContext,
@@ -24,19 +24,10 @@ import {
 } from '../lib/types.js';
 import type { Worker } from '../lib/worker.js';
 
-export interface SlowReaderSpec {
-  name: string;
-  description: string;
-  client: ClientName;
-  speaks: string;
-  translatedTo: string;
-  shimMode: ShimMode;
-}
-
 const MIN_READER_MIBPS = 24;
 const totalBytes = (quick: boolean) => (quick ? 32 * MiB : GiB);
 
-export function slowReaderScenario(spec: SlowReaderSpec): Scenario {
+export function slowReaderScenario(spec: MemorySpec): Scenario {
   return {
     name: spec.name,
     description: spec.description,
@@ -56,12 +47,12 @@ export function slowReaderScenario(spec: SlowReaderSpec): Scenario {
         variants: [
           {
             name: 'relay',
-            path: `${spec.speaks} client → TCP relay → ${spec.speaks} upstream`,
+            path: relayPath(spec),
             measure: notAlone,
           },
           {
             name: 'shim',
-            path: `${spec.speaks} client → kubeshim → ${spec.translatedTo} upstream`,
+            path: shimPath(spec),
             measure: notAlone,
           },
         ],

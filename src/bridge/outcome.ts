@@ -5,7 +5,7 @@
  */
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import { decodeStatus, internalErrorStatus, type Status, successStatus } from '../k8s/status.js';
-import type { SessionOutcome } from './session-record.js';
+import type { SessionOutcome } from '../observe/metrics.js';
 
 export interface Outcome {
   status: Status;

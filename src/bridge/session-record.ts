@@ -4,6 +4,7 @@
  * contract") and reports the same figures to the metrics.
  */
 import type { Logger } from '../observe/logger.js';
+import type { SessionOutcome } from '../observe/metrics.js';
 
 export interface SessionInfo {
   subresource: string;
@@ -16,8 +17,6 @@ export interface SessionInfo {
   namespace: string;
   pod: string;
 }
-
-export type SessionOutcome = 'success' | 'exit-code' | 'failure' | 'error';
 
 /**
  * What a session's recording and audit see of it (src/record): its streams' payloads as they pass —

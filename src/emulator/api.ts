@@ -15,8 +15,8 @@ import type { Cluster } from './cluster.js';
 import { Container } from './container.js';
 import type { GenerationTraits } from './generation.js';
 import { NODE_NAME, type Pod } from './pod.js';
+import { isStatus, resolvePodTarget } from './pod-target.js';
 import type { Route } from './routes.js';
-import { isStatus, streamTarget } from './stream-target.js';
 
 export interface ApiContext {
   cluster: Cluster;
@@ -170,7 +170,7 @@ function reply(ctx: ApiContext, route: Route, req: IncomingMessage): Reply {
         return (res) => podLog(pod, query, res);
       }
       if (req.method !== 'GET' && req.method !== 'POST') return status(methodNotAllowed());
-      const target = streamTarget(cluster, route.namespace, route.name, route.subresource, query);
+      const target = resolvePodTarget(cluster, route.namespace, route.name, route.subresource, query);
       return status(isStatus(target) ? target : upgradeRequired());
     }
   }

@@ -26,7 +26,7 @@ import { Cluster } from './cluster.js';
 import { type Generation, generationTraits } from './generation.js';
 import { DEMO_POD, Pod, type PodDefinition } from './pod.js';
 import { parseRoute } from './routes.js';
-import { type RefusalRecord, type SessionRecord, SessionTracker } from './sessions.js';
+import { type FinishedSession, type RefusalRecord, SessionTracker } from './sessions.js';
 import { handleUpgrade } from './upgrade.js';
 import { createWebSocketServer } from './ws-handshake.js';
 
@@ -65,7 +65,7 @@ export interface EmulatorOptions {
 
 export interface EmulatorEvents {
   /** A streaming session ended. */
-  session: [record: SessionRecord];
+  session: [record: FinishedSession];
   /** An upgrade was refused. */
   refused: [record: RefusalRecord];
 }
@@ -77,11 +77,14 @@ export interface Emulator extends EventEmitter<EmulatorEvents> {
   readonly generation: Generation;
   readonly cluster: Cluster;
   /** Finished streaming sessions, oldest first (the last 1000). */
-  readonly sessions: readonly SessionRecord[];
+  readonly sessions: readonly FinishedSession[];
   /** Refused upgrades, oldest first (the last 1000): the first half of each protocol fallback. */
   readonly refusals: readonly RefusalRecord[];
   /** A finished session matching `predicate` (one already recorded, or the next one). */
-  waitForSession(predicate: (record: SessionRecord) => boolean, timeoutMs?: number): Promise<SessionRecord>;
+  waitForSession(
+    predicate: (record: FinishedSession) => boolean,
+    timeoutMs?: number,
+  ): Promise<FinishedSession>;
   /** Stop everything: sessions, their processes, pods, listeners; remove the pods' directories. */
   close(): Promise<void>;
 }
@@ -169,7 +172,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     cluster,
     sessions: tracker.records,
     refusals: tracker.refusals,
-    waitForSession: (predicate: (record: SessionRecord) => boolean, timeoutMs = 10_000) =>
+    waitForSession: (predicate: (record: FinishedSession) => boolean, timeoutMs = 10_000) =>
       waitForSession(tracker, predicate, timeoutMs),
     close() {
       closing ??= (async () => {
@@ -195,13 +198,13 @@ function pathOf(req: IncomingMessage): string {
 
 function waitForSession(
   tracker: SessionTracker,
-  predicate: (record: SessionRecord) => boolean,
+  predicate: (record: FinishedSession) => boolean,
   timeoutMs: number,
-): Promise<SessionRecord> {
+): Promise<FinishedSession> {
   const found = tracker.records.find(predicate);
   if (found) return Promise.resolve(found);
   return new Promise((resolve, reject) => {
-    const onSession = (record: SessionRecord) => {
+    const onSession = (record: FinishedSession) => {
       if (!predicate(record)) return;
       clearTimeout(timer);
       tracker.off('session', onSession);

@@ -3,4 +3,4 @@ export { type Emulator, type EmulatorOptions, type EmulatorTlsOptions, startEmul
 export { GENERATIONS, type Generation, generationTraits, isGeneration } from './generation.js';
 export { DEMO_POD, DEMO_PORTS, type PodDefinition } from './pod.js';
 export type { PodPortSpec, PortService } from './pod-ports.js';
-export type { RefusalRecord, SessionRecord } from './sessions.js';
+export type { FinishedSession, RefusalRecord } from './sessions.js';

@@ -12,7 +12,8 @@ export type Subresource = 'exec' | 'attach' | 'portforward';
 /** Which component of a real cluster would have served the session (docs/protocols.md §5). */
 export type ServedBy = 'cri' | 'translator' | 'tunnel';
 
-export interface SessionInfo {
+/** What is known of a session when its upgrade is accepted. */
+export interface SessionStart {
   subresource: Subresource;
   /** The negotiated protocol: `v4.channel.k8s.io`, `v5.channel.k8s.io`, `portforward.k8s.io`, `SPDY/3.1+portforward.k8s.io`, … (`''`: a WebSocket without subprotocol). */
   protocol: string;
@@ -26,7 +27,8 @@ export interface SessionInfo {
   userAgent?: string;
 }
 
-export interface SessionRecord extends SessionInfo {
+/** A session that has ended: its `session` log line and event. */
+export interface FinishedSession extends SessionStart {
   id: number;
   startedAt: string;
   durationMs: number;
@@ -66,7 +68,7 @@ export class ActiveSession {
 
   constructor(
     readonly id: number,
-    readonly info: SessionInfo,
+    readonly info: SessionStart,
     private readonly socket: Duplex,
     private readonly tracker: SessionTracker,
   ) {}
@@ -97,7 +99,7 @@ export class ActiveSession {
 }
 
 interface TrackerEvents {
-  session: [record: SessionRecord];
+  session: [record: FinishedSession];
   refused: [record: RefusalRecord];
 }
 
@@ -105,7 +107,7 @@ interface TrackerEvents {
 const KEEP = 1000;
 
 export class SessionTracker extends EventEmitter<TrackerEvents> {
-  readonly records: SessionRecord[] = [];
+  readonly records: FinishedSession[] = [];
   readonly refusals: RefusalRecord[] = [];
   private readonly active = new Set<ActiveSession>();
   private nextId = 1;
@@ -114,7 +116,7 @@ export class SessionTracker extends EventEmitter<TrackerEvents> {
     super();
   }
 
-  begin(info: SessionInfo, socket: Duplex): ActiveSession {
+  begin(info: SessionStart, socket: Duplex): ActiveSession {
     const session = new ActiveSession(this.nextId++, info, socket, this);
     this.active.add(session);
     this.log.debug({ id: session.id, ...info }, 'session started');
@@ -128,7 +130,7 @@ export class SessionTracker extends EventEmitter<TrackerEvents> {
   }
 
   /** @internal */
-  finish(session: ActiveSession, record: SessionRecord): void {
+  finish(session: ActiveSession, record: FinishedSession): void {
     this.active.delete(session);
     keep(this.records, record);
     this.log.info(record, 'session');

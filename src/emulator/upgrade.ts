@@ -33,18 +33,18 @@ import { type Answer, answerStatus, socketAnswer, xnetRefusal } from './answer.j
 import { methodNotAllowed, pathNotFound, upgradeRequired } from './api-errors.js';
 import type { Cluster } from './cluster.js';
 import type { GenerationTraits } from './generation.js';
+import { type CommandTarget, isStatus, type PortForwardTarget, resolvePodTarget } from './pod-target.js';
 import type { CommandRequest } from './remotecommand.js';
 import type { Route } from './routes.js';
-import type { SessionInfo, SessionTracker, Subresource } from './sessions.js';
+import type { SessionStart, SessionTracker, Subresource } from './sessions.js';
 import { serveSpdyCommand } from './spdy-command.js';
 import { acceptSpdy, negotiateSpdy, noCommonProtocol } from './spdy-handshake.js';
 import { servePortForward } from './spdy-portforward.js';
-import { type CommandTarget, isStatus, type PortForwardTarget, streamTarget } from './stream-target.js';
 import { serveWsCommand } from './ws-command.js';
 import {
   acceptWebSocket,
   firstProtocolLine,
-  isWebSocketUpgrade,
+  isExactWebSocketUpgrade,
   xnetAccepts,
   xnetSelect,
 } from './ws-handshake.js';
@@ -88,12 +88,12 @@ export function handleUpgrade(
     return;
   }
   const query = new URL(req.url ?? '/', 'http://emulator').searchParams;
-  const target = streamTarget(ctx.cluster, route.namespace, route.name, route.subresource, query);
+  const target = resolvePodTarget(ctx.cluster, route.namespace, route.name, route.subresource, query);
   if (isStatus(target)) {
     answerStatus(answer, target);
     return;
   }
-  const websocket = isWebSocketUpgrade(req);
+  const websocket = isExactWebSocketUpgrade(req);
   const up: Upgrade = {
     ctx,
     req,
@@ -134,9 +134,9 @@ function sessionInfo(
   up: Upgrade,
   target: CommandTarget | PortForwardTarget,
   protocol: string,
-  servedBy: SessionInfo['servedBy'],
-): SessionInfo {
-  const info: SessionInfo = {
+  servedBy: SessionStart['servedBy'],
+): SessionStart {
+  const info: SessionStart = {
     subresource: target.subresource,
     protocol,
     transport: up.websocket ? 'websocket' : 'spdy',

@@ -11,7 +11,11 @@ import type { Duplex } from 'node:stream';
 import { headerHasToken } from '../k8s/protocols.js';
 import { xnetRefusal } from './answer.js';
 
-export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+/**
+ * x/net's rule: `Upgrade` is `websocket` itself, case aside (a list such as `h2c, websocket` is not),
+ * and `Connection` names `upgrade`. The shim's classifier accepts `websocket` anywhere in the list.
+ */
+export function isExactWebSocketUpgrade(req: IncomingMessage): boolean {
   return (
     String(req.headers.upgrade ?? '').toLowerCase() === 'websocket' &&
     headerHasToken(req.headers.connection, 'upgrade')

@@ -49,6 +49,13 @@ const PF_OK: Row = ['pass', /^101 portforward\.k8s\.io; SPDY PING/];
 const TUNNEL_OK: Row = ['pass', /^101 SPDY\/3\.1\+portforward\.k8s\.io; SPDY PING/];
 const STRIPPED: Row = ['fail', /^400 Upgrade request required$/];
 const XNET_403: Row = ['fail', /^403 with an empty body$/];
+/** Where a hop strips SPDY upgrades: both SPDY probes fail there, both WebSocket probes pass. */
+const SPDY_STRIPPED: Partial<Record<ProbeId, Row>> = {
+  'exec-spdy': STRIPPED,
+  'exec-websocket': WS_EXEC_OK,
+  'portforward-websocket': TUNNEL_OK,
+  'portforward-spdy': STRIPPED,
+};
 
 describe('doctor against the emulated generations, with a pod', () => {
   const emulators = new Map<Generation, Emulator>();
@@ -98,16 +105,7 @@ describe('doctor against the emulated generations, with a pod', () => {
 
   test('websocket (a hop strips SPDY upgrades): both SPDY probes get 400 Upgrade request required → websocket', async () => {
     const r = await doctor(emulators.get('websocket')!.url);
-    assertTable(
-      r,
-      {
-        'exec-spdy': STRIPPED,
-        'exec-websocket': WS_EXEC_OK,
-        'portforward-websocket': TUNNEL_OK,
-        'portforward-spdy': STRIPPED,
-      },
-      'websocket',
-    );
+    assertTable(r, SPDY_STRIPPED, 'websocket');
     assert.match(
       r.probes.find((p) => p.id === 'exec-spdy')!.why!,
       /dropped the Upgrade and Connection headers/,
@@ -224,16 +222,7 @@ describe('doctor through nginx', () => {
 
   test('an nginx that strips SPDY upgrades: SPDY fails at the hop, WebSocket passes → websocket', async () => {
     const r = await doctor(wsOnly.url);
-    assertTable(
-      r,
-      {
-        'exec-spdy': STRIPPED,
-        'exec-websocket': WS_EXEC_OK,
-        'portforward-websocket': TUNNEL_OK,
-        'portforward-spdy': STRIPPED,
-      },
-      'websocket',
-    );
+    assertTable(r, SPDY_STRIPPED, 'websocket');
   });
 
   test('--idle through a hop that cuts quiet connections after 1 s: every session is reported cut', async () => {

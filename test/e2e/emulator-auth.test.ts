@@ -6,13 +6,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { type Emulator, startEmulator } from '../../src/emulator/index.js';
 import { createLogger } from '../../src/observe/logger.js';
+import { httpsGet } from '../support/https-get.js';
+import { UNAUTHORIZED_BODY } from '../support/k8s-bodies.js';
 import { type KubeEnvOptions, makeKubeEnv, runKubectl } from '../support/kubectl.js';
 
 let dir: string;
@@ -35,20 +36,6 @@ async function certs(
     clientCert: await read('client.crt'),
     clientKey: await read('client.key'),
   };
-}
-
-function getTls(url: string, ca: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    https
-      .get(url, { ca }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => {
-          body += d.toString();
-        });
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
-      })
-      .on('error', reject);
-  });
 }
 
 async function catHi(emu: Emulator, version: '1.27' | '1.33', opts: KubeEnvOptions) {
@@ -103,7 +90,7 @@ describe('HTTPS with a required client certificate', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /You must be logged in to the server/);
     // without any credential kubectl would prompt for a password: ask directly
-    const res = await getTls(`${emu.url}/api/v1/namespaces/default/pods/demo`, good.ca);
+    const res = await httpsGet(`${emu.url}/api/v1/namespaces/default/pods/demo`, good.ca);
     assert.equal(res.status, 401);
     assert.equal(JSON.parse(res.body).reason, 'Unauthorized');
   });
@@ -134,17 +121,9 @@ describe('HTTPS with a required bearer token', () => {
     const wrong = await catHi(emu, '1.27', { caData: tls.ca, token: 'wrong' });
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /You must be logged in to the server/);
-    const res = await getTls(`${emu.url}/api/v1/namespaces/default/pods/demo`, tls.ca);
+    const res = await httpsGet(`${emu.url}/api/v1/namespaces/default/pods/demo`, tls.ca);
     assert.equal(res.status, 401);
-    assert.deepEqual(JSON.parse(res.body), {
-      kind: 'Status',
-      apiVersion: 'v1',
-      metadata: {},
-      status: 'Failure',
-      message: 'Unauthorized',
-      reason: 'Unauthorized',
-      code: 401,
-    });
+    assert.deepEqual(JSON.parse(res.body), UNAUTHORIZED_BODY);
   });
 
   test('each session is one pino line saying which protocol it used, without the token', async () => {

@@ -43,6 +43,15 @@ async function catHi(c: Cluster, version: KubectlVersion) {
   return runKubectl(version, ['exec', '-i', 'demo', '--', 'cat'], { env: c.kube.env, input: 'hi\n' });
 }
 
+/** kubectl `version`'s exec (`cat`) and port-forward (to the echo port) both work. */
+async function execAndForward(c: Cluster, version: KubectlVersion): Promise<void> {
+  const r = await catHi(c, version);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.toString(), 'hi\n');
+  const { echoed } = await forwardEcho(c, version);
+  assert.equal(echoed, 'ping\n');
+}
+
 /** Port-forward to the echo port, send a line, return what came back (and the kubectl output). */
 async function forwardEcho(c: Cluster, version: KubectlVersion): Promise<{ echoed: string; output: string }> {
   const local = await freePort();
@@ -104,11 +113,7 @@ describe('spdy: every WebSocket upgrade refused', () => {
   const c = cluster('spdy');
 
   test('kubectl 1.33 exec and port-forward fall back to SPDY', async () => {
-    const r = await catHi(c(), '1.33');
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout.toString(), 'hi\n');
-    const { echoed } = await forwardEcho(c(), '1.33');
-    assert.equal(echoed, 'ping\n');
+    await execAndForward(c(), '1.33');
     assert.deepEqual(
       c().emu.sessions.map((s) => [s.subresource, s.transport]),
       [
@@ -149,11 +154,7 @@ describe('websocket: a path that carries only WebSocket', () => {
   });
 
   test('kubectl 1.33 works over WebSocket v5 and the tunnel', async () => {
-    const r = await catHi(c(), '1.33');
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout.toString(), 'hi\n');
-    const { echoed } = await forwardEcho(c(), '1.33');
-    assert.equal(echoed, 'ping\n');
+    await execAndForward(c(), '1.33');
     assert.deepEqual(
       c().emu.sessions.map((s) => s.protocol),
       ['v5.channel.k8s.io', 'SPDY/3.1+portforward.k8s.io'],

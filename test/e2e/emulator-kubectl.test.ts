@@ -7,11 +7,10 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Emulator, type SessionRecord, startEmulator } from '../../src/emulator/index.js';
+import { type Emulator, type FinishedSession, startEmulator } from '../../src/emulator/index.js';
 import {
   type KubectlVersion,
   type KubeEnv,
@@ -21,6 +20,7 @@ import {
   runKubectlWithTty,
   startKubectl,
 } from '../support/kubectl.js';
+import { sendAndCollect } from '../support/port-forward.js';
 import { freePort, waitFor, withTimeout } from '../support/wait.js';
 
 const SPDY_EXEC = 'v4.channel.k8s.io';
@@ -114,8 +114,8 @@ const mark = () => emu.sessions.at(-1)?.id ?? 0;
 
 async function sessionAfter(
   since: number,
-  subresource: SessionRecord['subresource'],
-): Promise<SessionRecord> {
+  subresource: FinishedSession['subresource'],
+): Promise<FinishedSession> {
   return emu.waitForSession((r) => r.id > since && r.subresource === subresource, 10_000);
 }
 
@@ -222,7 +222,11 @@ for (const plan of PLANS) {
             15_000,
           );
           const payload = big.subarray(0, 10 * 1024 * 1024);
-          const echoed = await withTimeout(echo(local, payload), 30_000, 'echo through port-forward');
+          const echoed = await withTimeout(
+            sendAndCollect(local, payload),
+            30_000,
+            'echo through port-forward',
+          );
           assert.equal(echoed.length, payload.length);
           assert.equal(sha256(echoed), sha256(payload));
         } finally {
@@ -233,16 +237,5 @@ for (const plan of PLANS) {
         assert.equal(s.connections, 1);
       });
     }
-  });
-}
-
-/** Send `payload` to the port, half-close, and collect what comes back until the peer closes. */
-function echo(port: number, payload: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const socket = net.connect(port, '127.0.0.1', () => socket.end(payload));
-    socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.on('error', reject);
-    socket.on('close', () => resolve(Buffer.concat(chunks)));
   });
 }

@@ -15,9 +15,10 @@ import WebSocket from 'ws';
 import { decodeMessage, encodeBinary } from '../../src/channel/codec.js';
 import { type Emulator, startEmulator } from '../../src/emulator/index.js';
 import { decodeStatus } from '../../src/k8s/status.js';
-import { SpdySession, type SpdyStream } from '../../src/spdy/session.js';
+import { SpdySession } from '../../src/spdy/session.js';
 import { connectSpdyExec, connectWsExec } from '../support/exec-clients.js';
 import { makeKubeEnv, runKubectl } from '../support/kubectl.js';
+import { readAll } from '../support/spdy-stream.js';
 import { waitFor, withTimeout } from '../support/wait.js';
 
 let emu: Emulator;
@@ -534,16 +535,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-function readAll(stream: SpdyStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  stream.on('data', (c: Buffer) => chunks.push(c));
-  return withTimeout(
-    new Promise((resolve) => stream.once('end', () => resolve(Buffer.concat(chunks)))),
-    10_000,
-    'stream end',
-  );
 }
 
 function upgradeSocket(

@@ -4,46 +4,13 @@
  * the ones left with a Failure status that says the proxy is shutting down, and exits.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import net from 'node:net';
-import { after, before, test } from 'node:test';
-import { type Emulator, startEmulator } from '../../src/emulator/index.js';
-import { type KubeEnv, makeKubeEnv, startKubectl } from '../support/kubectl.js';
-import { type ServeProcess, startServe } from '../support/processes.js';
+import { test } from 'node:test';
+import { exitCode, serveRig } from '../support/serve-rig.js';
 import { waitFor, withTimeout } from '../support/wait.js';
 
-let emu: Emulator;
-let home: KubeEnv;
-const cleanups: (() => unknown)[] = [];
-
-before(async () => {
-  emu = await startEmulator({ generation: 'legacy' });
-  home = await makeKubeEnv(emu.url);
-});
-
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-  await home?.cleanup();
-  await emu?.close();
-});
-
-async function serve(grace: string): Promise<ServeProcess> {
-  const s = await startServe(['--upstream', emu.url, '--shutdown-grace', grace], {
-    PATH: process.env.PATH,
-    HOME: home.home,
-  });
-  cleanups.push(() => s.stop());
-  return s;
-}
-
-async function exec(shim: ServeProcess, version: '1.28' | '1.33', script: string) {
-  const kube = await makeKubeEnv(shim.url);
-  cleanups.push(() => kube.cleanup());
-  const k = startKubectl(version, ['exec', 'demo', '--', 'sh', '-c', script], { env: kube.env });
-  cleanups.push(() => k.stop());
-  const exited = once(k.child, 'exit').then(([code]) => code as number | null);
-  return { ...k, exited };
-}
+const rig = serveRig();
+const serve = (grace: string) => rig.serve(['--shutdown-grace', grace]);
 
 function refused(url: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -59,11 +26,11 @@ function refused(url: string): Promise<boolean> {
 test('SIGTERM: no new connections, sessions in flight finish within the grace period, then exit 0', async () => {
   const shim = await serve('10s');
   const sessions = [
-    await exec(shim, '1.33', 'echo started; sleep 1.5; echo finished'),
-    await exec(shim, '1.28', 'echo started; sleep 1.5; echo finished'),
+    await rig.exec(shim, '1.33', 'echo started; sleep 1.5; echo finished'),
+    await rig.exec(shim, '1.28', 'echo started; sleep 1.5; echo finished'),
   ];
   for (const s of sessions) await waitFor('sessions running', () => s.output().includes('started'), 15_000);
-  const shimExited = once(shim.child, 'exit').then(([code]) => code as number | null);
+  const shimExited = exitCode(shim.child);
   shim.child.kill('SIGTERM');
   await waitFor('the listener to close', () => refused(shim.url), 1000);
   for (const s of sessions) {
@@ -79,11 +46,11 @@ test('SIGTERM: no new connections, sessions in flight finish within the grace pe
 test('sessions still open when the grace period ends get a Failure status saying so; kubectl exits non-zero', async () => {
   const shim = await serve('1s');
   const sessions = [
-    await exec(shim, '1.33', 'echo started; sleep 30'),
-    await exec(shim, '1.28', 'echo started; sleep 30'),
+    await rig.exec(shim, '1.33', 'echo started; sleep 30'),
+    await rig.exec(shim, '1.28', 'echo started; sleep 30'),
   ];
   for (const s of sessions) await waitFor('sessions running', () => s.output().includes('started'), 15_000);
-  const shimExited = once(shim.child, 'exit').then(([code]) => code as number | null);
+  const shimExited = exitCode(shim.child);
   const signalledAt = performance.now();
   shim.child.kill('SIGTERM');
   for (const s of sessions) {
@@ -101,9 +68,9 @@ test('sessions still open when the grace period ends get a Failure status saying
 
 test('a second signal ends the grace period at once', async () => {
   const shim = await serve('60s');
-  const s = await exec(shim, '1.33', 'echo started; sleep 30');
+  const s = await rig.exec(shim, '1.33', 'echo started; sleep 30');
   await waitFor('session running', () => s.output().includes('started'), 15_000);
-  const shimExited = once(shim.child, 'exit').then(([code]) => code as number | null);
+  const shimExited = exitCode(shim.child);
   shim.child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
   const hurriedAt = performance.now();

@@ -12,13 +12,12 @@
 import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
-import { after, before, describe, test } from 'node:test';
-import { type Emulator, type Generation, startEmulator } from '../../src/emulator/index.js';
+import { describe, test } from 'node:test';
+import type { Generation } from '../../src/emulator/index.js';
 import { silentLogger } from '../../src/observe/logger.js';
 import { Metrics } from '../../src/observe/metrics.js';
-import { type KubectlVersion, type KubeEnv, makeKubeEnv, runKubectl } from '../support/kubectl.js';
-import { readCast, startTestRecorder, type TestRecorder } from '../support/recording.js';
-import { startTestShim, type TestShim } from '../support/shim.js';
+import { type KubectlVersion, runKubectl } from '../support/kubectl.js';
+import { readCast, recordingChain } from '../support/recording.js';
 import { waitFor } from '../support/wait.js';
 
 interface Cell {
@@ -41,45 +40,33 @@ async function failureCount(metrics: Metrics): Promise<number> {
 for (const required of [true, false]) {
   for (const cell of CELLS) {
     describe(`${required ? '--record-required' : 'recording optional'}, ${cell.name}, kubectl ${cell.version}`, () => {
-      let emulator: Emulator;
-      let rec: TestRecorder;
-      let shim: TestShim;
-      let kube: KubeEnv;
       const metrics = new Metrics();
-      before(async () => {
-        emulator = await startEmulator({ generation: cell.generation, logger: silentLogger() });
-        rec = await startTestRecorder({ recordRequired: required, registry: metrics.registry });
-        shim = await startTestShim(emulator.url, 'auto', { recorder: rec.recorder });
-        kube = await makeKubeEnv(shim.url);
-      });
-      after(async () => {
-        await kube.cleanup();
-        await shim.close();
-        await emulator.close();
-        await rec.cleanup();
-      });
+      const chain = recordingChain(() => ({
+        emulator: { generation: cell.generation, logger: silentLogger() },
+        recorder: { recordRequired: required, registry: metrics.registry },
+      }));
 
       test('the record directory is replaced by a file mid-session', async () => {
         const input = new PassThrough();
         const running = runKubectl(cell.version, ['exec', '-i', 'demo', '--', 'cat'], {
-          env: kube.env,
+          env: chain.kube.env,
           input,
           timeoutMs: 30_000,
         });
         input.write('before\n');
         const [file] = await waitFor('the recording', async () => {
-          const casts = await rec.casts();
+          const casts = await chain.rec.casts();
           return casts.length === 1 &&
             (await readCast(casts[0]!)).events.some((e) => String(e[2]).includes('before'))
             ? casts
             : undefined;
         });
         assert.ok(file);
-        await rm(rec.dir, { recursive: true });
-        await writeFile(rec.dir, 'not a directory');
+        await rm(chain.rec.dir, { recursive: true });
+        await writeFile(chain.rec.dir, 'not a directory');
         input.write('after\n');
         if (!required) {
-          await waitFor('the warning', () => rec.logs().find((l) => l['msg'] === 'recording stopped'));
+          await waitFor('the warning', () => chain.rec.logs().find((l) => l['msg'] === 'recording stopped'));
           input.end();
         }
         const r = await running;
@@ -90,20 +77,20 @@ for (const required of [true, false]) {
           assert.equal(r.code, 0, r.stderr);
           assert.equal(r.stdout.toString(), 'before\nafter\n');
         }
-        const warning = rec.logs().find((l) => l['msg'] === 'recording stopped');
+        const warning = chain.rec.logs().find((l) => l['msg'] === 'recording stopped');
         assert.match(String(warning?.['reason']), /the file was removed/);
         assert.ok((await failureCount(metrics)) >= 1);
-        await waitFor('no session in flight', () => shim.sessions.size === 0);
-        const line = shim.sessionLines().at(-1)!;
+        await waitFor('no session in flight', () => chain.shim.sessions.size === 0);
+        const line = chain.shim.sessionLines().at(-1)!;
         assert.equal(line['recordingStopped'], 'the file was removed', JSON.stringify(line));
         if (required) assert.equal(line['outcome'], 'error', JSON.stringify(line));
       });
 
       test(`a new session is ${required ? 'refused with a Status saying why' : 'carried, unrecorded'}`, async () => {
         const before = await failureCount(metrics);
-        const auditBefore = (await rec.audit()).length;
+        const auditBefore = (await chain.rec.audit()).length;
         const r = await runKubectl(cell.version, ['exec', '-i', 'demo', '--', 'cat'], {
-          env: kube.env,
+          env: chain.kube.env,
           input: 'new\n',
           timeoutMs: 30_000,
         });
@@ -121,7 +108,7 @@ for (const required of [true, false]) {
         assert.ok((await failureCount(metrics)) > before);
         // the session's line is written when it ends, which may be just after kubectl exited
         const audit = await waitFor('the audit line of the new session', async () =>
-          (await rec.audit()).slice(auditBefore).find((a) => a['subresource'] === 'exec'),
+          (await chain.rec.audit()).slice(auditBefore).find((a) => a['subresource'] === 'exec'),
         );
         assert.equal(audit['status'], required ? 503 : 101, JSON.stringify(audit));
       });

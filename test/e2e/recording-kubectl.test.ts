@@ -11,18 +11,11 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Emulator, type Generation, startEmulator } from '../../src/emulator/index.js';
+import type { Generation } from '../../src/emulator/index.js';
 import { silentLogger } from '../../src/observe/logger.js';
 import { Metrics } from '../../src/observe/metrics.js';
-import {
-  type KubectlVersion,
-  type KubeEnv,
-  makeKubeEnv,
-  runKubectl,
-  runKubectlWithTty,
-} from '../support/kubectl.js';
-import { asciinemaCat, readCast, startTestRecorder, type TestRecorder } from '../support/recording.js';
-import { startTestShim, type TestShim } from '../support/shim.js';
+import { type KubectlVersion, runKubectl, runKubectlWithTty } from '../support/kubectl.js';
+import { asciinemaCat, readCast, recordingChain } from '../support/recording.js';
 import { waitFor } from '../support/wait.js';
 
 /** An unsigned JWT (the emulator takes it as its token): its claims become the claimed identity. */
@@ -93,37 +86,21 @@ after(() => rm(certDir, { recursive: true, force: true }));
 
 for (const cell of CELLS) {
   describe(`recording, kubectl ${cell.version}: ${cell.name}`, () => {
-    let emulator: Emulator;
-    let rec: TestRecorder;
-    let shim: TestShim;
-    let kube: KubeEnv;
     const metrics = new Metrics();
-    before(async () => {
-      emulator = await startEmulator({
-        generation: cell.generation,
-        logger: silentLogger(),
-        auth: { token: JWT },
-      });
-      rec = await startTestRecorder();
-      shim = await startTestShim(emulator.url, 'auto', {
-        recorder: rec.recorder,
-        metrics,
-        tls: { cert: tls.cert, key: tls.key },
-      });
-      kube = await makeKubeEnv(shim.url, { token: JWT, caData: tls.ca });
-    });
-    after(async () => {
-      await kube.cleanup();
-      await shim.close();
-      await emulator.close();
-      await rec.cleanup();
-    });
+    const chain = recordingChain(() => ({
+      emulator: { generation: cell.generation, logger: silentLogger(), auth: { token: JWT } },
+      shim: { metrics, tls: { cert: tls.cert, key: tls.key } },
+      kube: { token: JWT, caData: tls.ca },
+    }));
 
     /** The session line of the session that just ended, its recording and its audit line. */
     async function lastSession(before: number, subresource: string, ending: string) {
       const line = await waitFor(
         'the session line',
-        () => shim.sessions.size === 0 && shim.sessionLines().length > before && shim.sessionLines().at(-1),
+        () =>
+          chain.shim.sessions.size === 0 &&
+          chain.shim.sessionLines().length > before &&
+          chain.shim.sessionLines().at(-1),
         10_000,
       );
       assert.equal(line['subresource'], subresource, JSON.stringify(line));
@@ -140,16 +117,16 @@ for (const cell of CELLS) {
       );
       const audit = await waitFor(
         'the audit line',
-        async () => (await rec.audit()).find((a) => a['sessionId'] === line['sessionId']),
+        async () => (await chain.rec.audit()).find((a) => a['sessionId'] === line['sessionId']),
         10_000,
       );
       return { line, file, audit };
     }
 
     test('an -it shell session: recorded with its terminal, read back by asciinema cat', async () => {
-      const before = shim.sessionLines().length;
+      const before = chain.shim.sessionLines().length;
       const r = await runKubectlWithTty(cell.version, ['exec', '-it', 'demo', '--', 'sh'], {
-        env: kube.env,
+        env: chain.kube.env,
         input: 'echo marker-$((6*7))\nexit 7\n',
         cols: 93,
         rows: 19,
@@ -197,11 +174,11 @@ for (const cell of CELLS) {
     });
 
     test('a piped exec exiting 3: stdout and stderr recorded, exit code 3 logged and counted', async () => {
-      const before = shim.sessionLines().length;
+      const before = chain.shim.sessionLines().length;
       const r = await runKubectl(
         cell.version,
         ['exec', '-i', 'demo', '--', 'sh', '-c', 'cat; echo to-stderr >&2; exit 3'],
-        { env: kube.env, input: 'piped-line\n', timeoutMs: 30_000 },
+        { env: chain.kube.env, input: 'piped-line\n', timeoutMs: 30_000 },
       );
       assert.equal(r.code, 3, r.stderr);
       assert.equal(r.stdout.toString(), 'piped-line\n');
@@ -225,9 +202,9 @@ for (const cell of CELLS) {
     });
 
     test('an attach: what the pod echoed is recorded', async () => {
-      const before = shim.sessionLines().length;
+      const before = chain.shim.sessionLines().length;
       const r = await runKubectl(cell.version, ['attach', '-i', 'demo'], {
-        env: kube.env,
+        env: chain.kube.env,
         input: 'attached-hello\n',
         timeoutMs: 30_000,
       });
@@ -242,7 +219,7 @@ for (const cell of CELLS) {
     });
 
     test('recordings sort by time and name namespace and pod', async () => {
-      const casts = await rec.casts();
+      const casts = await chain.rec.casts();
       assert.equal(casts.length, 3);
       for (const f of casts)
         assert.match(f, /\/\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z_default_demo_[0-9a-f-]{36}\.cast$/);

@@ -38,6 +38,21 @@ after(async () => {
 
 const env = () => ({ PATH: process.env.PATH, HOME: work });
 
+/** serve in front of the emulator over TLS (the dev certificates), then `args`. */
+const serveTls = (args: string[]) =>
+  startServe(
+    [
+      '--upstream',
+      emulator.url,
+      '--tls-cert',
+      join(certs, 'server.crt'),
+      '--tls-key',
+      join(certs, 'server.key'),
+      ...args,
+    ],
+    env(),
+  );
+
 async function auditLines(file: string): Promise<Record<string, unknown>[]> {
   return (await readFile(file, 'utf8').catch(() => ''))
     .split('\n')
@@ -55,26 +70,17 @@ describe('serve --record-dir --record-stdin --record-max-bytes --audit-log, behi
     auditFile = join(work, 'audit.log');
     const tokenFile = join(work, 'ops-team');
     await writeFile(tokenFile, `${LISTENER_TOKEN}\n`);
-    serve = await startServe(
-      [
-        '--upstream',
-        emulator.url,
-        '--tls-cert',
-        join(certs, 'server.crt'),
-        '--tls-key',
-        join(certs, 'server.key'),
-        '--token-file',
-        tokenFile,
-        '--record-dir',
-        dir,
-        '--record-stdin',
-        '--record-max-bytes',
-        '8192',
-        '--audit-log',
-        auditFile,
-      ],
-      env(),
-    );
+    serve = await serveTls([
+      '--token-file',
+      tokenFile,
+      '--record-dir',
+      dir,
+      '--record-stdin',
+      '--record-max-bytes',
+      '8192',
+      '--audit-log',
+      auditFile,
+    ]);
   });
   after(() => serve.stop());
 
@@ -217,21 +223,7 @@ describe('serve --client-ca --record-dir: the identity is the client certificate
   let dir: string;
   before(async () => {
     dir = join(work, 'mtls-casts');
-    serve = await startServe(
-      [
-        '--upstream',
-        emulator.url,
-        '--tls-cert',
-        join(certs, 'server.crt'),
-        '--tls-key',
-        join(certs, 'server.key'),
-        '--client-ca',
-        join(certs, 'ca.crt'),
-        '--record-dir',
-        dir,
-      ],
-      env(),
-    );
+    serve = await serveTls(['--client-ca', join(certs, 'ca.crt'), '--record-dir', dir]);
   });
   after(() => serve.stop());
 

@@ -5,46 +5,17 @@
  * draining an open session in every worker and leaving no process behind.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
-import { after, before, test } from 'node:test';
-import { type Emulator, startEmulator } from '../../src/emulator/index.js';
-import { type KubeEnv, makeKubeEnv, runKubectl, startKubectl } from '../support/kubectl.js';
-import { runCli, type ServeProcess, startServe } from '../support/processes.js';
+import { test } from 'node:test';
+import { runKubectl } from '../support/kubectl.js';
+import { runCli, type ServeProcess } from '../support/processes.js';
+import { exitCode, serveRig } from '../support/serve-rig.js';
 import { waitFor, withTimeout } from '../support/wait.js';
 
-let emu: Emulator;
-let home: KubeEnv;
-const cleanups: (() => unknown)[] = [];
-
-before(async () => {
-  emu = await startEmulator({ generation: 'legacy' });
-  home = await makeKubeEnv(emu.url);
-});
-
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-  await home?.cleanup();
-  await emu?.close();
-});
-
-async function serve(args: string[]): Promise<ServeProcess> {
-  // a primary and its workers each load the TypeScript sources: more time on a busy machine
-  const s = await startServe(
-    ['--upstream', emu.url, ...args],
-    { PATH: process.env.PATH, HOME: home.home },
-    { readyTimeoutMs: 60_000 },
-  );
-  cleanups.push(() => s.stop());
-  return s;
-}
-
-async function kubeFor(shim: ServeProcess): Promise<KubeEnv> {
-  const kube = await makeKubeEnv(shim.url);
-  cleanups.push(() => kube.cleanup());
-  return kube;
-}
+// a primary and its workers each load the TypeScript sources: more time on a busy machine
+const rig = serveRig();
+const serve = (args: string[]) => rig.serve(args, { readyTimeoutMs: 60_000 });
 
 /** Processes whose parent is `pid` (from /proc). */
 function childrenOf(pid: number): number[] {
@@ -105,7 +76,7 @@ test('two workers: one listening line with the real port, kubectl sessions, /met
   assert.notEqual(new URL(shim.url).port, '0');
   await waitFor('two workers', () => childrenOf(shim.child.pid!).length === 2, 5000);
 
-  const kube = await kubeFor(shim);
+  const kube = await rig.kubeFor(shim);
   const runs = [
     ['1.33', 'one'],
     ['1.28', 'two'],
@@ -149,7 +120,7 @@ test('a worker that dies is restarted and logged; the port stays, sessions go on
     10_000,
   );
   await waitFor('it listens', () => shim.lines().filter((l) => l['msg'] === 'worker listening').length >= 1);
-  const kube = await kubeFor(shim);
+  const kube = await rig.kubeFor(shim);
   for (const version of ['1.33', '1.28', '1.33'] as const) {
     const r = await runKubectl(version, ['exec', 'demo', '--', 'echo', 'still'], { env: kube.env });
     assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -162,20 +133,11 @@ test('SIGTERM drains an open session in a worker, exits 0 and leaves no process 
   const shim = await serve(['--workers', '2', '--shutdown-grace', '10s']);
   await waitFor('two workers', () => childrenOf(shim.child.pid!).length === 2, 5000);
   const workers = childrenOf(shim.child.pid!);
-  const kube = await kubeFor(shim);
-  const k = startKubectl(
-    '1.33',
-    ['exec', 'demo', '--', 'sh', '-c', 'echo started; sleep 1.5; echo finished'],
-    {
-      env: kube.env,
-    },
-  );
-  cleanups.push(() => k.stop());
-  const kubectlExited = once(k.child, 'exit').then(([code]) => code as number | null);
+  const k = await rig.exec(shim, '1.33', 'echo started; sleep 1.5; echo finished');
   await waitFor('the session running', () => k.output().includes('started'), 15_000);
-  const shimExited = once(shim.child, 'exit').then(([code]) => code as number | null);
+  const shimExited = exitCode(shim.child);
   shim.child.kill('SIGTERM');
-  assert.equal(await withTimeout(kubectlExited, 8000, 'kubectl'), 0, k.output());
+  assert.equal(await withTimeout(k.exited, 8000, 'kubectl'), 0, k.output());
   assert.match(k.output(), /finished/);
   assert.equal(await withTimeout(shimExited, 8000, 'kubeshim to exit'), 0, shim.output());
   const msgs = shim.lines().map((l) => l['msg']);
@@ -187,18 +149,13 @@ test('SIGTERM drains an open session in a worker, exits 0 and leaves no process 
 
 test('a second signal hurries every worker: the open session ends with a Failure status', async () => {
   const shim = await serve(['--workers', '2', '--shutdown-grace', '60s']);
-  const kube = await kubeFor(shim);
-  const k = startKubectl('1.33', ['exec', 'demo', '--', 'sh', '-c', 'echo started; sleep 30'], {
-    env: kube.env,
-  });
-  cleanups.push(() => k.stop());
-  const kubectlExited = once(k.child, 'exit').then(([code]) => code as number | null);
+  const k = await rig.exec(shim, '1.33', 'echo started; sleep 30');
   await waitFor('the session running', () => k.output().includes('started'), 15_000);
-  const shimExited = once(shim.child, 'exit').then(([code]) => code as number | null);
+  const shimExited = exitCode(shim.child);
   shim.child.kill('SIGTERM');
   await waitFor('stopping', () => shim.lines().some((l) => l['msg'] === 'stopping'));
   shim.child.kill('SIGINT');
-  assert.notEqual(await withTimeout(kubectlExited, 8000, 'kubectl'), 0);
+  assert.notEqual(await withTimeout(k.exited, 8000, 'kubectl'), 0);
   assert.match(k.output(), /kubeshim is shutting down/);
   assert.equal(await withTimeout(shimExited, 8000, 'kubeshim to exit'), 0, shim.output());
 });
@@ -213,13 +170,13 @@ test('a worker that cannot start fails the start: exit 1, the reason on one line
       '--workers',
       '2',
       '--upstream',
-      emu.url,
+      rig.emu.url,
       '--tls-cert',
       '/nonexistent/tls.crt',
       '--tls-key',
       '/nonexistent/tls.key',
     ],
-    { PATH: process.env.PATH, HOME: home.home },
+    rig.env(),
   );
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stdout.toString(), /nonexistent/);
@@ -229,7 +186,7 @@ test('a worker that cannot start fails the start: exit 1, the reason on one line
 
 test('--workers must be a whole number from 1, or auto', async () => {
   for (const bad of ['0', 'two', '1.5']) {
-    const r = await runCli(['serve', '--workers', bad], { PATH: process.env.PATH, HOME: home.home });
+    const r = await runCli(['serve', '--workers', bad], rig.env());
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--workers must be a whole number from 1, or auto/);
   }

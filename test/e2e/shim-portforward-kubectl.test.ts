@@ -29,6 +29,7 @@ import {
   startEmulator,
 } from '../../src/emulator/index.js';
 import { type KubectlVersion, type KubeEnv, makeKubeEnv, startKubectl } from '../support/kubectl.js';
+import { sendAndCollect } from '../support/port-forward.js';
 import { startTestShim, type TestShim } from '../support/shim.js';
 import { freePort, waitFor, withTimeout } from '../support/wait.js';
 
@@ -178,7 +179,7 @@ describe('idle forwards (opened first)', () => {
       }
     }
     await Promise.all(idle.map((c) => listening(c.pf, c.local, 60_000)));
-    const echoed = await Promise.all(idle.map((c) => echo(c.local, IDLE_PAYLOAD)));
+    const echoed = await Promise.all(idle.map((c) => sendAndCollect(c.local, IDLE_PAYLOAD)));
     for (const e of echoed) assert.ok(e.equals(IDLE_PAYLOAD));
     idleSince = Date.now();
   });
@@ -209,7 +210,7 @@ for (const generation of GENERATIONS) {
           await listening(pf, b, 15_000);
           const slices = Array.from({ length: 2 * PARALLEL }, (_, i) => big.subarray(i * MB, (i + 1) * MB));
           const echoed = await withTimeout(
-            Promise.all(slices.map((s, i) => echo(i < PARALLEL ? a : b, s))),
+            Promise.all(slices.map((s, i) => sendAndCollect(i < PARALLEL ? a : b, s))),
             60_000,
             `${2 * PARALLEL} parallel echoes`,
           );
@@ -278,7 +279,7 @@ describe('idle forwards (checked last)', () => {
     const wait = idleSince + IDLE_MS - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const echoed = await withTimeout(
-      Promise.all(idle.map((c) => echo(c.local, IDLE_PAYLOAD))),
+      Promise.all(idle.map((c) => sendAndCollect(c.local, IDLE_PAYLOAD))),
       30_000,
       'echoes after the quiet period',
     );
@@ -344,18 +345,7 @@ function listening(pf: ReturnType<typeof startKubectl>, local: number, timeoutMs
   );
 }
 
-/** Send `payload`, half-close, collect what comes back until the peer closes. */
-function echo(port: number, payload: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const socket = net.connect(port, '127.0.0.1', () => socket.end(payload));
-    socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.on('error', reject);
-    socket.on('close', () => resolve(Buffer.concat(chunks)));
-  });
-}
-
-/** Like `echo`, hashing what comes back instead of keeping it. */
+/** Like `sendAndCollect`, hashing what comes back instead of keeping it. */
 function echoHash(port: number, payload: Buffer): Promise<{ length: number; sha256: string }> {
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');

@@ -20,11 +20,12 @@ import { acceptWebSocket, createWebSocketServer } from '../../src/channel/ws-acc
 import { type Emulator, type Generation, startEmulator } from '../../src/emulator/index.js';
 import { PORTFORWARD, TUNNEL_PORTFORWARD } from '../../src/k8s/protocols.js';
 import { Metrics } from '../../src/observe/metrics.js';
-import { SpdySession, type SpdyStream } from '../../src/spdy/session.js';
+import { SpdySession } from '../../src/spdy/session.js';
 import type { UpstreamMode } from '../../src/upstream/choice.js';
 import { dialUpgrade, dialWebSocket, type Refusal } from '../../src/upstream/dial.js';
 import { makeKubeEnv, runKubectl } from '../support/kubectl.js';
 import { startTestShim, type TestShim } from '../support/shim.js';
+import { readAll } from '../support/spdy-stream.js';
 import { freePort, waitFor, withTimeout } from '../support/wait.js';
 
 const podPath = (pod = 'demo') => `/api/v1/namespaces/default/pods/${pod}/portforward`;
@@ -416,16 +417,6 @@ async function forward(session: SpdySession, port: number, requestid: string) {
   error.end();
   const data = await session.openStream({ streamtype: 'data', ...headers });
   return { error, data };
-}
-
-function readAll(stream: SpdyStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  stream.on('data', (c: Buffer) => chunks.push(c));
-  return withTimeout(
-    new Promise((resolve) => stream.once('end', () => resolve(Buffer.concat(chunks)))),
-    10_000,
-    'stream end',
-  );
 }
 
 function pickLine(line: Record<string, unknown>) {

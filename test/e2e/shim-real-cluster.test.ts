@@ -9,12 +9,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runDoctor } from '../../src/doctor/doctor.js';
 import { type Emulator, type Generation, startEmulator } from '../../src/emulator/index.js';
+import { httpsGet } from '../support/https-get.js';
+import { UNAUTHORIZED_BODY } from '../support/k8s-bodies.js';
 import { type KubectlVersion, runKubectl } from '../support/kubectl.js';
 import { echoThroughPortForward } from '../support/port-forward.js';
 import { REPO, runCli, type ServeProcess, startServe } from '../support/processes.js';
@@ -120,15 +121,7 @@ async function assertUnauthorized(shim: ServeProcess, env: NodeJS.ProcessEnv): P
   );
   const res = await fetch(`${shim.url}/api/v1/namespaces/default/pods/demo`);
   assert.equal(res.status, 401);
-  assert.deepEqual(await res.json(), {
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Failure',
-    message: 'Unauthorized',
-    reason: 'Unauthorized',
-    code: 401,
-  });
+  assert.deepEqual(await res.json(), UNAUTHORIZED_BODY);
 }
 
 function emulator(generation: Generation, opts: { token?: string; clientCert?: boolean }): Promise<Emulator> {
@@ -313,18 +306,9 @@ describe('an API server behind an exec credential plugin (websocket: kubectl 1.2
   });
 });
 
-function get(url: string, ca: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    https
-      .get(url, { ca }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => {
-          body += d.toString();
-        });
-        res.on('end', () =>
-          res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: ${res.statusCode} ${body}`)),
-        );
-      })
-      .on('error', reject);
-  });
+/** The body of a 200 answer to a GET over HTTPS trusting `ca`. */
+async function get(url: string, ca: string): Promise<string> {
+  const { status, body } = await httpsGet(url, ca);
+  if (status !== 200) throw new Error(`${url}: ${status} ${body}`);
+  return body;
 }

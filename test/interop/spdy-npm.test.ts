@@ -116,6 +116,41 @@ async function ourClient(t: { after(fn: () => unknown): void }, port: number, re
   return session;
 }
 
+/**
+ * Our server on 127.0.0.1, replying to every stream and reading it, with a spdy-transport client
+ * connected: our sessions, the streams they accepted, the frame types they skipped, and the client.
+ */
+async function transportClient(t: { after(fn: () => unknown): void }) {
+  const server = createServer({ allowHalfOpen: true });
+  const sessions: SpdySession[] = [];
+  const streams: SpdyStream[] = [];
+  const ignored: number[] = [];
+  server.on('connection', (socket) => {
+    const s = new SpdySession(socket, { role: 'server' });
+    s.on('ignoredFrame', (type) => ignored.push(type));
+    s.on('stream', (stream) => {
+      streams.push(stream);
+      stream.reply();
+      stream.resume();
+    });
+    sessions.push(s);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const socket = connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1' });
+  socket.on('error', () => {});
+  t.after(() => {
+    socket.destroy();
+    for (const s of sessions) s.destroy();
+    server.close();
+  });
+  await once(socket, 'connect');
+  const theirs = transport.connection.create(socket, { protocol: 'spdy', isServer: false });
+  theirs.on('error', () => {});
+  theirs.start(3.1);
+  return { sessions, streams, ignored, theirs };
+}
+
 function collect(stream: Duplex): { bytes: () => Buffer; ended: Promise<unknown> } {
   const parts: Buffer[] = [];
   stream.on('data', (d: Buffer) => parts.push(d));
@@ -241,33 +276,7 @@ test('GOAWAY both ways: our close() ends its connection cleanly, its end() ends 
 });
 
 test('spdy-transport client → our server: its streams, SETTINGS, WINDOW_UPDATE and PING', async (t) => {
-  const server = createServer({ allowHalfOpen: true });
-  const sessions: SpdySession[] = [];
-  const streams: SpdyStream[] = [];
-  const ignored: number[] = [];
-  server.on('connection', (socket) => {
-    const s = new SpdySession(socket, { role: 'server' });
-    s.on('ignoredFrame', (type) => ignored.push(type));
-    s.on('stream', (stream) => {
-      streams.push(stream);
-      stream.reply();
-      stream.resume();
-    });
-    sessions.push(s);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const socket = connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1' });
-  socket.on('error', () => {});
-  t.after(() => {
-    socket.destroy();
-    for (const s of sessions) s.destroy();
-    server.close();
-  });
-  await once(socket, 'connect');
-  const theirs = transport.connection.create(socket, { protocol: 'spdy', isServer: false });
-  theirs.on('error', () => {});
-  theirs.start(3.1);
+  const { sessions, streams, ignored, theirs } = await transportClient(t);
   for (let i = 0; i < 5; i++) {
     const s = theirs.request(
       { method: 'POST', path: `/exec/${i}`, headers: { streamtype: 'stdin' } },
@@ -322,31 +331,7 @@ test('limits of spdy-transport as a Kubernetes-style peer (measured)', async (t)
   assert.deepEqual(streamErrors, ['New stream after GOAWAY']);
 
   // 4. as a client it resets a stream whose SYN_REPLY has no :status (what Kubernetes servers send)
-  const server = createServer({ allowHalfOpen: true });
-  const ours: SpdyStream[] = [];
-  const sessions: SpdySession[] = [];
-  server.on('connection', (socket) => {
-    const s = new SpdySession(socket, { role: 'server' });
-    s.on('stream', (st) => {
-      ours.push(st);
-      st.reply();
-      st.resume();
-    });
-    sessions.push(s);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const socket = connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1' });
-  socket.on('error', () => {});
-  t.after(() => {
-    socket.destroy();
-    for (const s of sessions) s.destroy();
-    server.close();
-  });
-  await once(socket, 'connect');
-  const theirs = transport.connection.create(socket, { protocol: 'spdy', isServer: false });
-  theirs.on('error', () => {});
-  theirs.start(3.1);
+  const { streams: ours, theirs } = await transportClient(t);
   const req = theirs.request({ method: 'POST', path: '/exec', headers: { streamtype: 'stdin' } }, () => {});
   req.on('error', () => {});
   const ourStream = await waitFor('its stream', () => ours[0]);

@@ -1,4 +1,6 @@
-/** One connection through a real `kubectl port-forward` to a pod port that echoes (the demo pod's 8080). */
+/**
+ * Connections through a real `kubectl port-forward` to a pod port that echoes (the demo pod's 8080).
+ */
 import { connect } from 'node:net';
 import { type KubectlVersion, startKubectl } from './kubectl.js';
 import { freePort, waitFor, withTimeout } from './wait.js';
@@ -31,4 +33,15 @@ export async function echoThroughPortForward(
   } finally {
     await pf.stop();
   }
+}
+
+/** Send `payload` to the local `port`, half-close, and collect what comes back until the peer closes. */
+export function sendAndCollect(port: number, payload: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(port, '127.0.0.1', () => socket.end(payload));
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks)));
+  });
 }

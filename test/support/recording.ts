@@ -6,10 +6,14 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { type EmulatorOptions, startEmulator } from '../../src/emulator/index.js';
 import { Recorder, type RecorderOptions } from '../../src/record/recorder.js';
+import type { ShimOptions } from '../../src/server/listener.js';
 import { capturedLogger } from './captured-log.js';
-import { runProcess, shellQuote } from './kubectl.js';
+import { type KubeEnv, type KubeEnvOptions, makeKubeEnv, runProcess, shellQuote } from './kubectl.js';
 import { requireProgram } from './processes.js';
+import { startTestShim, type TestShim } from './shim.js';
 
 export interface TestRecorder {
   recorder: Recorder;
@@ -24,9 +28,9 @@ export interface TestRecorder {
   cleanup(): Promise<void>;
 }
 
-export async function startTestRecorder(
-  opts: Omit<RecorderOptions, 'log' | 'recordDir' | 'auditLog'> = {},
-): Promise<TestRecorder> {
+type TestRecorderOptions = Omit<RecorderOptions, 'log' | 'recordDir' | 'auditLog'>;
+
+export async function startTestRecorder(opts: TestRecorderOptions = {}): Promise<TestRecorder> {
   const root = await mkdtemp(join(tmpdir(), 'kubeshim-rec-'));
   const dir = join(root, 'casts');
   const auditFile = join(root, 'audit.log');
@@ -52,6 +56,46 @@ export async function startTestRecorder(
       await rm(root, { recursive: true, force: true });
     },
   };
+}
+
+/** kubectl → a shim that records (mode `auto`) → the emulator. */
+export interface RecordingChain {
+  rec: TestRecorder;
+  shim: TestShim;
+  kube: KubeEnv;
+}
+
+export interface RecordingChainOptions {
+  emulator: EmulatorOptions;
+  recorder?: TestRecorderOptions;
+  shim?: Omit<Partial<ShimOptions>, 'recorder'>;
+  /** The kubectl home's, for the shim. */
+  kube?: KubeEnvOptions;
+}
+
+/**
+ * Inside a `describe`: a recording chain started before its tests (`options` is read then) and closed
+ * after them. The fields are set once the block's `before` ran.
+ */
+export function recordingChain(options: () => RecordingChainOptions): RecordingChain {
+  const chain = {} as RecordingChain;
+  let close = async () => {};
+  before(async () => {
+    const o = options();
+    const emulator = await startEmulator(o.emulator);
+    const rec = await startTestRecorder(o.recorder);
+    const shim = await startTestShim(emulator.url, 'auto', { ...o.shim, recorder: rec.recorder });
+    const kube = await makeKubeEnv(shim.url, o.kube);
+    Object.assign(chain, { rec, shim, kube });
+    close = async () => {
+      await kube.cleanup();
+      await shim.close();
+      await emulator.close();
+      await rec.cleanup();
+    };
+  });
+  after(() => close());
+  return chain;
 }
 
 /** What the real `asciinema cat FILE` prints (inside script(1): it reads keys from /dev/tty). */

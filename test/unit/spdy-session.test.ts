@@ -19,6 +19,7 @@ import {
   type SpdySessionOptions,
   type SpdyStream,
 } from '../../src/spdy/session.js';
+import { readAll } from '../support/spdy-stream.js';
 import { waitFor, withTimeout } from '../support/wait.js';
 
 type Opts = Partial<Omit<SpdySessionOptions, 'role'>>;
@@ -55,6 +56,20 @@ async function listen(onSession: (s: SpdySession) => void, opts: Opts = {}): Pro
   };
 }
 
+/** `listen`, replying to every stream its sessions accept; `streams` holds them in order. */
+async function listenReplying(opts: Opts = {}): Promise<Listening & { streams: SpdyStream[] }> {
+  const streams: SpdyStream[] = [];
+  const srv = await listen(
+    (s) =>
+      s.on('stream', (stream) => {
+        streams.push(stream);
+        stream.reply();
+      }),
+    opts,
+  );
+  return { ...srv, streams };
+}
+
 async function dial(port: number, opts: Opts = {}): Promise<SpdySession> {
   const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
   await once(socket, 'connect');
@@ -67,13 +82,6 @@ function closed(s: SpdySession, ms = 5000): Promise<SpdySessionError | undefined
     ms,
     'session close',
   );
-}
-
-async function readAll(stream: SpdyStream, ms = 10_000): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  stream.on('data', (d: Buffer) => parts.push(d));
-  await withTimeout(once(stream, 'end'), ms, `end of stream ${stream.id}`);
-  return Buffer.concat(parts);
 }
 
 /** A hand-driven SPDY peer: raw frames out, parsed frames in. */
@@ -161,20 +169,14 @@ test('streams open with SYN_STREAM/SYN_REPLY, carry headers, echo, and FIN half-
 });
 
 test('half-close: each side keeps writing after the other sent FIN', async (t) => {
-  let serverStream: SpdyStream | undefined;
-  const srv = await listen((s) =>
-    s.on('stream', (stream) => {
-      serverStream = stream;
-      stream.reply();
-    }),
-  );
+  const srv = await listenReplying();
   t.after(() => srv.close());
   const client = await dial(srv.port);
   t.after(() => client.destroy());
 
   // client FIN first; server still writes afterwards
   const a = await client.openStream({ streamtype: 'stdin' });
-  const sa = await waitFor('server stream', () => serverStream);
+  const sa = await waitFor('server stream', () => srv.streams[0]);
   const serverGot = readAll(sa);
   a.end('from client');
   assert.equal((await serverGot).toString(), 'from client');
@@ -184,9 +186,8 @@ test('half-close: each side keeps writing after the other sent FIN', async (t) =
   assert.equal((await clientGot).toString(), 'after client FIN');
 
   // server FIN first; client still writes afterwards
-  serverStream = undefined;
   const b = await client.openStream({ streamtype: 'stdout' });
-  const sb = await waitFor('server stream', () => serverStream);
+  const sb = await waitFor('server stream', () => srv.streams[1]);
   const clientGot2 = readAll(b);
   sb.end('from server');
   assert.equal((await clientGot2).toString(), 'from server');
@@ -491,20 +492,12 @@ test('an oversized control frame from the peer is a protocol error with GOAWAY, 
 
 test('backpressure: an unread stream pauses the socket, memory stays bounded, reading resumes it', async (t) => {
   const hwm = 64 * 1024;
-  let serverStream: SpdyStream | undefined;
-  const srv = await listen(
-    (s) =>
-      s.on('stream', (stream) => {
-        serverStream = stream;
-        stream.reply();
-      }),
-    { streamHighWaterMark: hwm },
-  );
+  const srv = await listenReplying({ streamHighWaterMark: hwm });
   t.after(() => srv.close());
   const client = await dial(srv.port, { streamHighWaterMark: hwm });
   t.after(() => client.destroy());
   const stream = await client.openStream({ streamtype: 'stdin' });
-  const ss = await waitFor('server stream', () => serverStream);
+  const ss = await waitFor('server stream', () => srv.streams[0]);
   const server = srv.sessions[0]!;
 
   const total = 64 * 1024 * 1024;
@@ -553,17 +546,11 @@ test('backpressure: an unread stream pauses the socket, memory stays bounded, re
 });
 
 test('a peer resetting the TCP connection ends the session with a transport error; streams end', async (t) => {
-  let serverStream: SpdyStream | undefined;
-  const srv = await listen((s) =>
-    s.on('stream', (stream) => {
-      serverStream = stream;
-      stream.reply();
-    }),
-  );
+  const srv = await listenReplying();
   t.after(() => srv.close());
   const client = await dial(srv.port);
   await client.openStream({ streamtype: 'stdin' });
-  const ss = await waitFor('server stream', () => serverStream);
+  const ss = await waitFor('server stream', () => srv.streams[0]);
   const server = srv.sessions[0]!;
   const done = closed(server);
   const ended = readAll(ss);

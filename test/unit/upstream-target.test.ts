@@ -82,6 +82,19 @@ async function startServer(opts: { mtls?: boolean } = {}): Promise<{ url: string
   return { url: `https://127.0.0.1:${port}`, wsUrl: `wss://127.0.0.1:${port}` };
 }
 
+/** Listen on a free port of 127.0.0.1; after the tests, destroy the `sockets` and close `proxy`. */
+async function listenUntilCleanup(proxy: net.Server, sockets: Set<net.Socket>): Promise<number> {
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        proxy.close(() => r());
+      }),
+  );
+  return (proxy.address() as net.AddressInfo).port;
+}
+
 /** A CONNECT-only proxy that records where it was asked to connect. */
 async function startConnectProxy(): Promise<{ url: string; connects: string[] }> {
   const connects: string[] = [];
@@ -105,15 +118,7 @@ async function startConnectProxy(): Promise<{ url: string; connects: string[] }>
       s.on('close', () => sockets.delete(s));
     }
   });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-  cleanups.push(
-    () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        proxy.close(() => r());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`, connects };
+  return { url: `http://127.0.0.1:${await listenUntilCleanup(proxy, sockets)}`, connects };
 }
 
 /** A minimal SOCKS5 proxy (no authentication, CONNECT to IPv4) that records its targets. */
@@ -151,15 +156,7 @@ async function startSocksProxy(): Promise<{ url: string; connects: string[] }> {
     };
     client.on('data', onData);
   });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-  cleanups.push(
-    () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        proxy.close(() => r());
-      }),
-  );
-  return { url: `socks5://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`, connects };
+  return { url: `socks5://127.0.0.1:${await listenUntilCleanup(proxy, sockets)}`, connects };
 }
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');

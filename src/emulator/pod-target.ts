@@ -25,7 +25,8 @@ export interface PortForwardTarget {
   ports: string[];
 }
 
-export type StreamTarget = CommandTarget | PortForwardTarget;
+/** The pod (port-forward) or container (exec, attach) a streaming request names, checked. */
+export type PodTarget = CommandTarget | PortForwardTarget;
 
 /** Go's strconv.ParseBool. */
 function parseBool(query: URLSearchParams, name: string): boolean | Status {
@@ -36,13 +37,13 @@ function parseBool(query: URLSearchParams, name: string): boolean | Status {
   return badRequest(`strconv.ParseBool: parsing "${v}": invalid syntax`);
 }
 
-export function streamTarget(
+export function resolvePodTarget(
   cluster: Cluster,
   namespace: string,
   name: string,
   subresource: 'exec' | 'attach' | 'portforward',
   query: URLSearchParams,
-): StreamTarget | Status {
+): PodTarget | Status {
   const pod = cluster.findPod(namespace, name);
   if (!pod) return notFound('pods', name);
   if (subresource === 'portforward') return { subresource, pod, ports: query.getAll('ports') };
