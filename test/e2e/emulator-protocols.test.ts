@@ -348,11 +348,15 @@ describe('exec and attach on the wire', () => {
 
   test('v5 with a terminal: the first resize is the size the process starts with, later ones apply', async () => {
     const c = await connectWsExec(
-      `${wsBase}${execPath(['sh', '-c', 'stty size; sleep 0.5; stty size'], 'stdin=true&stdout=true&tty=true')}`,
+      `${wsBase}${execPath(['sh', '-c', 'stty -echo; stty size; read x; stty size'], 'stdin=true&stdout=true&tty=true')}`,
       ['v5.channel.k8s.io'],
     );
     c.ws.send(encodeBinary(4, Buffer.from('{"Width":100,"Height":30}\n')));
-    setTimeout(() => c.ws.send(encodeBinary(4, Buffer.from('{"width":101,"height":31}'))), 200);
+    // the second size goes once the first was seen, then a line lets the shell go on: channel
+    // messages are applied in order, so the size is set before the line is read
+    await waitFor('the first size', () => c.text(1).includes('30 100'));
+    c.ws.send(encodeBinary(4, Buffer.from('{"width":101,"height":31}')));
+    c.ws.send(encodeBinary(0, Buffer.from('go\n')));
     await withTimeout(c.done, 10_000, 'session end');
     assert.match(c.text(1), /30 100\r\n31 101\r\n/);
   });
