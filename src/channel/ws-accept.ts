@@ -11,6 +11,9 @@ import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { checkWsAssumptions } from './ws-internals.js';
 
+/** Whether this process has checked its `ws` yet (ws-internals.ts). */
+let wsChecked = false;
+
 /** The subprotocol each pending handshake answers with. */
 const chosen = new WeakMap<IncomingMessage, string>();
 
@@ -32,7 +35,10 @@ export function createWebSocketServer(extraHeaders: string[] = []): WebSocketSer
     if (protocol) headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
     headers.push(...extraHeaders);
   });
-  checkWsAssumptions(wss);
+  if (!wsChecked) {
+    checkWsAssumptions(wss);
+    wsChecked = true;
+  }
   return wss;
 }
 

@@ -109,15 +109,12 @@ export function verifySenderIdle(ws: object, socket: Duplex, written: Buffer, ex
   if (socket.writableCorked > 0) throw new WsAssumptionError('ws.send leaves the socket uncorked');
 }
 
-let checked = false;
-
 /**
- * Prove the assumptions above against the installed `ws` (once per process): a handshake offering
- * permessage-deflate accepted by `wss` over an in-memory socket, a message sent, and ws's
- * `Receiver` constructed. Throws WsAssumptionError.
+ * Prove the assumptions above against the installed `ws` and the server `wss` as configured: a
+ * handshake offering permessage-deflate accepted over an in-memory socket, a message sent on it,
+ * and ws's `Receiver` constructed. Throws WsAssumptionError.
  */
 export function checkWsAssumptions(wss: WebSocketServer): void {
-  if (checked) return;
   const socket = new ProbeSocket();
   let accepted: WebSocket | undefined;
   // acceptWebSocket (ws-accept.ts) relies on this too: without a verifyClient, ws calls back at once
@@ -139,7 +136,6 @@ export function checkWsAssumptions(wss: WebSocketServer): void {
   } finally {
     ws.terminate();
   }
-  checked = true;
 }
 
 const PROBE = Buffer.from('kubeshim');
