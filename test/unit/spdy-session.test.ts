@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
+import type { Logger } from '../../src/observe/logger.js';
 import { FrameType, GoAwayStatus, RstStatus } from '../../src/spdy/constants.js';
 import { type FrameHandler, FrameParser } from '../../src/spdy/frame-parser.js';
 import { dataFrameHeader, pingFrame, synStreamFrame } from '../../src/spdy/frame-writer.js';
@@ -471,6 +472,45 @@ test('a protocol error sends GOAWAY(PROTOCOL_ERROR), closes that session with an
   const echo2 = readAll(after);
   after.end('new stream');
   assert.equal((await echo2).toString(), 'new stream');
+});
+
+test('a listener that throws ends its session as an internal error (GOAWAY INTERNAL_ERROR), not a protocol error; the process lives', async (t) => {
+  const logged: unknown[][] = [];
+  const log = { error: (...args: unknown[]) => logged.push(args) } as unknown as Logger;
+  const bug = new Error('a bug in a stream listener');
+  const srv = await listen(
+    (s) =>
+      s.on('stream', (stream) => {
+        if (stream.streamType === 'buggy') throw bug;
+        stream.reply();
+        stream.pipe(stream);
+      }),
+    { log },
+  );
+  t.after(() => srv.close());
+  const healthy = await dial(srv.port);
+  t.after(() => healthy.destroy());
+  const before = await healthy.openStream({ streamtype: 'stdin' });
+
+  const raw = await RawPeer.dial(srv.port);
+  t.after(() => raw.socket.destroy());
+  await waitFor('two sessions', () => srv.sessions.length === 2);
+  const victim = srv.sessions[1]!;
+  const victimClosed = closed(victim);
+  raw.synStream(1, { streamtype: 'buggy' });
+  const err = await victimClosed;
+  assert.equal(err?.kind, 'internal');
+  assert.match(err!.message, /^internal error: a bug in a stream listener$/);
+  await waitFor('peer sees the end', () => raw.ended);
+  assert.deepEqual(raw.events, [['goaway', 1, GoAwayStatus.INTERNAL_ERROR]]);
+  assert.equal(logged.length, 1);
+  assert.equal((logged[0]![0] as { err: unknown }).err, bug);
+  assert.match(String(logged[0]![1]), /^bug: /);
+
+  // the other session and the process are unaffected
+  const echo = readAll(before);
+  before.end('still alive');
+  assert.equal((await echo).toString(), 'still alive');
 });
 
 test('an oversized control frame from the peer is a protocol error with GOAWAY, and nothing is buffered', async (t) => {
