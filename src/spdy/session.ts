@@ -8,6 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import { batchWrites, congested } from '../io/write-batch.js';
+import type { Logger } from '../observe/logger.js';
 import { FLAG_FIN, GoAwayStatus, MAX_FRAME_LENGTH, RstStatus, type SpdyProtocolError } from './constants.js';
 import { type FrameHandler, FrameParser } from './frame-parser.js';
 import {
@@ -18,7 +19,6 @@ import {
   synReplyFrame,
   synStreamFrame,
 } from './frame-writer.js';
-import type { Logger } from '../observe/logger.js';
 import { HeaderCompressor, HeaderDecompressor, type HeaderMap } from './header-block.js';
 
 export type SpdyRole = 'client' | 'server';
