@@ -2,14 +2,14 @@
  * Per-connection port-forward figures for a relayed session (opt-in: `--port-forward-stats`). A
  * relayed port-forward is one SPDY session end to end (docs/protocols.md §4.1, §4.3); the relay itself
  * never looks inside. This observer reads a copy of what the relay forwards — never changing,
- * holding or delaying a byte — with our frame parser, one per direction (each direction has its
- * own header compression context, §6.2):
+ * holding or delaying a byte — with a SPDY tap (src/spdy/tap.ts), which reads both directions:
  * - a `data` stream is one forwarded connection: its port, request id and payload bytes each way;
  * - bytes on its `error` stream (server to client only, §9) are the connection's error;
  * - PINGs from the client and the echoes coming back (§6.5): the keepalive answered end to end.
  * When the relay carries WebSocket frames (the tunnel passed through as it is), ws's own frame
  * parser takes the payloads out first. Anything it cannot read makes it stop watching (the
- * session line says why); the relay goes on untouched.
+ * session line says why); the relay goes on untouched. A bug of its own ends the session as an
+ * internal error.
  *
  * Figures land in the session line as they change (`ports`, `connections`, `forwards` per port,
  * `spdyPings`), and every finished connection gets a `port-forward connection` line.
