@@ -85,7 +85,7 @@ export class PortForwardObserver {
       client: this.clientListener(),
       upstream: this.upstreamListener(),
       onUnreadable: (direction, err) => this.stop(`${direction} SPDY: ${err.message}`),
-      onListenerError: (direction, err) => this.internalError(direction, err),
+      onInternalError: (direction, err) => this.internalError(direction, err),
     });
     const { client, upstream } = this.tap;
     if (framing === 'spdy') {

@@ -80,7 +80,7 @@ export class SpdyStatusGuard {
           { why: `${direction} stream: ${err.message}` },
           'status guard stopped watching a relayed session',
         ),
-      onListenerError: (direction, err) => this.internalError(direction, err),
+      onInternalError: (direction, err) => this.internalError(direction, err),
     });
   }
 

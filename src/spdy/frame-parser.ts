@@ -7,7 +7,7 @@
  * through `onError`, with the GOAWAY status it causes. An exception thrown by a handler is not the
  * peer's doing: it stops the parser and propagates out of `write` to its caller.
  */
-import { FLAG_FIN, FRAME_HEADER_SIZE, FrameType, GoAwayStatus, SpdyProtocolError } from './constants.js';
+import { FLAG_FIN, FRAME_HEADER_SIZE, FrameType, SpdyProtocolError } from './constants.js';
 import type { HeaderDecompressor, HeaderMap } from './header-block.js';
 
 export interface FrameHandler {
@@ -63,6 +63,7 @@ export class FrameParser {
   private flags = 0;
   private remaining = 0;
   private controlType = 0;
+  /** Bytes fed so far, and where in them the frame most recently begun starts. */
   private received = 0;
   private frameBegin = 0;
 
@@ -115,7 +116,7 @@ export class FrameParser {
     try {
       this.run();
     } catch (err) {
-      // a handler threw (parse errors never do, see fail): the frames after this one cannot be trusted
+      // a handler threw, or a bug of ours (the peer's errors go to fail): nothing after it can be trusted
       this.stop();
       throw err;
     }
@@ -233,27 +234,27 @@ export class FrameParser {
     switch (this.controlType) {
       case FrameType.SYN_STREAM: {
         const id = this.streamIdIn(body, 10, 'SYN_STREAM');
-        const headers = id && this.inflate(body.subarray(10));
-        if (!headers) return;
+        const headers = id === 0 ? undefined : this.inflate(body.subarray(10));
+        if (headers === undefined) return;
         this.handler.onSynStream(id, body.readUInt32BE(4) & 0x7fffffff, body[8]! >> 5, this.flags, headers);
         return;
       }
       case FrameType.SYN_REPLY: {
         const id = this.streamIdIn(body, 4, 'SYN_REPLY');
-        const headers = id && this.inflate(body.subarray(4));
-        if (!headers) return;
+        const headers = id === 0 ? undefined : this.inflate(body.subarray(4));
+        if (headers === undefined) return;
         this.handler.onSynReply(id, this.flags, headers);
         return;
       }
       case FrameType.HEADERS: {
         // Never acted on, but inflated all the same: it advances the shared zlib context (§6.2).
-        if (!this.longEnough(body, 4, 'HEADERS') || !this.inflate(body.subarray(4))) return;
+        if (!this.longEnough(body, 4, 'HEADERS') || this.inflate(body.subarray(4)) === undefined) return;
         this.handler.onIgnoredFrame(this.controlType, body.length);
         return;
       }
       case FrameType.RST_STREAM: {
         const id = this.streamIdIn(body, 8, 'RST_STREAM');
-        if (!id) return;
+        if (id === 0) return;
         const status = body.readUInt32BE(4);
         if (status === 0) {
           this.fail(new SpdyProtocolError('RST_STREAM with status 0'));
@@ -299,11 +300,9 @@ export class FrameParser {
     try {
       return this.decompressor.decompress(block);
     } catch (err) {
-      this.fail(
-        err instanceof SpdyProtocolError
-          ? err
-          : new SpdyProtocolError(`header block: ${(err as Error).message}`, GoAwayStatus.INTERNAL_ERROR),
-      );
+      // the decompressor reports what the peer sent as SpdyProtocolError; anything else is a bug
+      if (!(err instanceof SpdyProtocolError)) throw err;
+      this.fail(err);
       return undefined;
     }
   }

@@ -5,8 +5,8 @@
  * its own parser and header compression context (docs/protocols.md §6.2).
  *
  * The tap never throws into the relay. Two things end its watch, told apart: bytes that are not
- * SPDY (`onUnreadable`: the peer's doing, the relay goes on untouched) and an exception thrown by a
- * listener (`onListenerError`: a bug of ours, never blamed on a peer).
+ * SPDY (`onUnreadable`: the peer's doing, the relay goes on untouched) and an exception thrown while
+ * reading, by a listener or the tap itself (`onInternalError`: a bug of ours, never blamed on a peer).
  */
 import type { SpdyProtocolError } from './constants.js';
 import { type FrameHandler, FrameParser } from './frame-parser.js';
@@ -34,8 +34,8 @@ export interface SpdyTapOptions {
   upstream: TapListener;
   /** A direction's bytes are not SPDY: the tap stopped watching. */
   onUnreadable(direction: TapDirectionName, err: SpdyProtocolError): void;
-  /** A listener threw: the tap stopped watching. */
-  onListenerError(direction: TapDirectionName, err: unknown): void;
+  /** A listener (or the tap itself) threw, a bug: the tap stopped watching. */
+  onInternalError(direction: TapDirectionName, err: unknown): void;
 }
 
 /** Largest control frame and header block a tap reads (a relay does not enforce the session's own limits). */
@@ -73,9 +73,9 @@ export class SpdyTap {
   }
 
   /** @internal */
-  listenerFailed(direction: TapDirectionName, err: unknown): void {
+  internalError(direction: TapDirectionName, err: unknown): void {
     this.stop();
-    this.opts.onListenerError(direction, err);
+    this.opts.onInternalError(direction, err);
   }
 }
 
@@ -113,7 +113,7 @@ export class TapDirection {
     try {
       this.parser.write(chunk);
     } catch (err) {
-      this.tap.listenerFailed(this.name, err);
+      this.tap.internalError(this.name, err);
     }
   }
 

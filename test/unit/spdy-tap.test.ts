@@ -63,7 +63,7 @@ test('the tap reports both directions with offsets; payloads are slices of the c
       onGoAway: (last, status, offset) => seen.push(['upstream goaway', last, status, offset]),
     },
     onUnreadable: (d, err) => assert.fail(`${d}: ${err.message}`),
-    onListenerError: (d, err) => assert.fail(`${d}: ${String(err)}`),
+    onInternalError: (d, err) => assert.fail(`${d}: ${String(err)}`),
   });
   const copy = Buffer.from(fromClient);
   // split inside the DATA payload: its two pieces both carry the frame's offset
@@ -94,7 +94,7 @@ test('bytes that are not SPDY end the watch as unreadable; a throwing listener a
       client: { onPing },
       upstream: {},
       onUnreadable: (d, err) => ends.push(['unreadable', d, err]),
-      onListenerError: (d, err) => ends.push(['listener', d, err]),
+      onInternalError: (d, err) => ends.push(['listener', d, err]),
     });
 
   const garbled = tap(() => {});
