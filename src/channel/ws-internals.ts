@@ -85,7 +85,9 @@ export function verifyWebSocketInternals(ws: object, socket: Duplex, server: boo
   const w = ws as Record<string, unknown>;
   if (w['_socket'] !== socket) throw new WsAssumptionError('a WebSocket keeps its transport as `_socket`');
   if (w['_isServer'] !== server)
-    throw new WsAssumptionError(`an accepted WebSocket has \`_isServer\` === ${server}`);
+    throw new WsAssumptionError(
+      `a WebSocket ${server ? 'accepted' : 'dialed'} has \`_isServer\` set to ${server}`,
+    );
   const extensions = w['_extensions'];
   if (typeof extensions !== 'object' || extensions === null || Object.keys(extensions).length > 0)
     throw new WsAssumptionError('no extension (permessage-deflate) is negotiated: `_extensions` is empty');
