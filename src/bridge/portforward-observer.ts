@@ -2,38 +2,25 @@
  * Per-connection port-forward figures for a relayed session (opt-in: `--port-forward-stats`). A
  * relayed port-forward is one SPDY session end to end (docs/protocols.md §4.1, §4.3); the relay itself
  * never looks inside. This observer reads a copy of what the relay forwards — never changing,
- * holding or delaying a byte — with our frame parser, one per direction (each direction has its
- * own header compression context, §6.2):
+ * holding or delaying a byte — with a SPDY tap (src/spdy/tap.ts), which reads both directions:
  * - a `data` stream is one forwarded connection: its port, request id and payload bytes each way;
  * - bytes on its `error` stream (server to client only, §9) are the connection's error;
  * - PINGs from the client and the echoes coming back (§6.5): the keepalive answered end to end.
  * When the relay carries WebSocket frames (the tunnel passed through as it is), ws's own frame
  * parser takes the payloads out first. Anything it cannot read makes it stop watching (the
- * session line says why); the relay goes on untouched.
+ * session line says why); the relay goes on untouched. A bug of its own ends the session as an
+ * internal error.
  *
  * Figures land in the session line as they change (`ports`, `connections`, `forwards` per port,
  * `spdyPings`), and every finished connection gets a `port-forward connection` line.
  */
 import type { Writable } from 'node:stream';
-import { Receiver } from 'ws';
+import { createFrameReader } from '../channel/ws-internals.js';
 import type { Logger } from '../observe/logger.js';
-import type { SpdyProtocolError } from '../spdy/constants.js';
-import { type FrameHandler, FrameParser } from '../spdy/frame-parser.js';
-import { HeaderDecompressor, type HeaderMap } from '../spdy/header-block.js';
+import type { HeaderMap } from '../spdy/header-block.js';
+import { SpdyTap, type TapDirection, type TapDirectionName, type TapListener } from '../spdy/tap.js';
 import type { RelayHooks } from './relay.js';
 import type { SessionRecord } from './session-record.js';
-
-declare module 'ws' {
-  /** ws's frame parser: exported by ws, not described by @types/ws. Events `message`, `error`. */
-  export class Receiver extends Writable {
-    constructor(options: {
-      isServer: boolean;
-      binaryType: 'fragments';
-      maxPayload: number;
-      skipUTF8Validation: boolean;
-    });
-  }
-}
 
 /** What the relay carries: SPDY bytes, or the WebSocket frames of a tunnel (§4.3). */
 export type RelayFraming = 'spdy' | 'websocket';
@@ -67,9 +54,6 @@ interface Connection {
   podDone: boolean;
 }
 
-const PARSER_LIMITS = { maxControlFrameSize: 1024 * 1024 };
-const MAX_HEADER_BYTES = 64 * 1024;
-const MAX_HEADER_PAIRS = 64;
 /** Connections followed at once; beyond that they are counted but not followed (bounded memory). */
 const MAX_TRACKED = 4096;
 /** Error text kept per connection for its line. */
@@ -86,7 +70,7 @@ export class PortForwardObserver {
   private readonly unpaired = new Map<string, ErrorStream>();
   private readonly perPort: Record<string, PortFigures> = {};
   private readonly pings = { client: 0, answered: 0 };
-  private readonly parsers: FrameParser[];
+  private readonly tap: SpdyTap;
   private readonly fromClient: (chunk: Buffer) => void;
   private readonly fromUpstream: (chunk: Buffer) => void;
   private opened = 0;
@@ -97,12 +81,16 @@ export class PortForwardObserver {
     private readonly log: Logger,
     framing: RelayFraming,
   ) {
-    const client = this.parser(this.clientHandler());
-    const upstream = this.parser(this.upstreamHandler());
-    this.parsers = [client, upstream];
+    this.tap = new SpdyTap({
+      client: this.clientListener(),
+      upstream: this.upstreamListener(),
+      onUnreadable: (direction, err) => this.stop(`${direction} SPDY: ${err.message}`),
+      onInternalError: (direction, err) => this.internalError(direction, err),
+    });
+    const { client, upstream } = this.tap;
     if (framing === 'spdy') {
-      this.fromClient = (chunk) => client.write(chunk);
-      this.fromUpstream = (chunk) => upstream.write(chunk);
+      this.fromClient = (chunk) => client.watch(chunk);
+      this.fromUpstream = (chunk) => upstream.watch(chunk);
     } else {
       // a client's frames are masked and ws unmasks in place: it gets a copy, never the relayed bytes
       const masked = this.tunnelReader(client, true);
@@ -130,39 +118,24 @@ export class PortForwardObserver {
     };
   }
 
-  private parser(handler: FrameHandler): FrameParser {
-    return new FrameParser(
-      handler,
-      new HeaderDecompressor(MAX_HEADER_BYTES, MAX_HEADER_PAIRS),
-      PARSER_LIMITS,
-    );
+  /** Binary message payloads of one direction of a tunnel, into that direction of the tap. */
+  private tunnelReader(direction: TapDirection, masked: boolean): Writable {
+    return createFrameReader(masked, MAX_TUNNEL_MESSAGE, {
+      onMessage: (fragments, isBinary) => {
+        if (!isBinary) {
+          this.stop('a text message in the tunnel');
+          return;
+        }
+        for (const f of fragments) direction.watch(f);
+      },
+      onError: (err) => this.stop(`tunnel frames: ${err.message}`),
+    });
   }
 
-  /** Binary message payloads of one direction of a tunnel, into that direction's frame parser. */
-  private tunnelReader(parser: FrameParser, masked: boolean): Receiver {
-    const receiver = new Receiver({
-      isServer: masked,
-      binaryType: 'fragments',
-      maxPayload: MAX_TUNNEL_MESSAGE,
-      skipUTF8Validation: true,
-    });
-    receiver.on('message', (fragments: Buffer[], isBinary: boolean) => {
-      if (!isBinary) {
-        this.stop('a text message in the tunnel');
-        return;
-      }
-      for (const f of fragments) parser.write(f);
-    });
-    receiver.on('error', (err: Error) => this.stop(`tunnel frames: ${err.message}`));
-    return receiver;
-  }
-
-  private clientHandler(): FrameHandler {
-    const ignore = () => {};
+  private clientListener(): TapListener {
     return {
-      onSynStream: (id: number, _a: number, _p: number, _f: number, headers: HeaderMap) =>
-        this.onStreamOpened(id, headers),
-      onData: (id: number, payload: Buffer, fin: boolean) => {
+      onSynStream: (id, headers) => this.onStreamOpened(id, headers),
+      onData: (id, payload, fin) => {
         const c = this.connections.get(id);
         if (c === undefined) return;
         c.bytesIn += payload.length;
@@ -172,22 +145,16 @@ export class PortForwardObserver {
           this.finishIfDone(id, c);
         }
       },
-      onSynReply: ignore,
-      onRstStream: (id: number) => this.onReset(id),
+      onRstStream: (id) => this.onReset(id),
       onPing: () => {
         this.pings.client++;
       },
-      onGoAway: ignore,
-      onIgnoredFrame: ignore,
-      onError: (err: SpdyProtocolError) => this.stop(`client SPDY: ${err.message}`),
     };
   }
 
-  private upstreamHandler(): FrameHandler {
-    const ignore = () => {};
+  private upstreamListener(): TapListener {
     return {
-      onSynStream: ignore,
-      onData: (id: number, payload: Buffer, fin: boolean) => {
+      onData: (id, payload, fin) => {
         const c = this.connections.get(id);
         if (c !== undefined) {
           c.bytesOut += payload.length;
@@ -200,15 +167,11 @@ export class PortForwardObserver {
         }
         this.onErrorData(id, payload, fin);
       },
-      onSynReply: ignore,
-      onRstStream: (id: number) => this.onReset(id),
+      onRstStream: (id) => this.onReset(id),
       // client PING ids are odd (§6.5): an odd one coming back is an echo
-      onPing: (id: number) => {
+      onPing: (id) => {
         if (id & 1) this.pings.answered++;
       },
-      onGoAway: ignore,
-      onIgnoredFrame: ignore,
-      onError: (err: SpdyProtocolError) => this.stop(`upstream SPDY: ${err.message}`),
     };
   }
 
@@ -297,7 +260,7 @@ export class PortForwardObserver {
   private stop(why: string | undefined): void {
     if (this.stopped) return;
     this.stopped = true;
-    for (const p of this.parsers) p.stop();
+    this.tap.stop();
     if (why !== undefined) {
       this.record.note('portForwardStats', `stopped: ${why}`);
       this.log.debug({ why }, 'port-forward observer stopped watching');
@@ -305,6 +268,18 @@ export class PortForwardObserver {
     for (const [id, c] of [...this.connections]) this.finish(id, c, 'session ended');
     this.errorStreams.clear();
     this.unpaired.clear();
+  }
+
+  /** Reading the session threw: a bug of ours, not the peer's. The session ends as an internal error. */
+  private internalError(direction: TapDirectionName, err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    this.log.error(
+      { err, direction },
+      'bug: the port-forward observer failed reading a relayed session; ending it',
+    );
+    this.stop(`internal error: ${message}`);
+    this.record.outcome = 'error';
+    this.record.abort(`internal error in the port-forward observer: ${message}`);
   }
 }
 

@@ -1,10 +1,10 @@
 /**
  * A relayed SPDY exec/attach session is a byte relay, yet the rule that never bends holds for it too:
  * if the upstream ends without writing a status, kubectl reads the plain EOF as success (exit 0,
- * docs/protocols.md §3.2, §9 #124571). The guard watches both directions with our frame parser and,
+ * docs/protocols.md §3.2, §9 #124571). The guard watches both directions with a SPDY tap and,
  * when that happens, gives the client a Failure status on its error stream: put in just before the
  * upstream's RST_STREAM (or GOAWAY) when the upstream closed "cleanly", or, when the connection just
- * dropped, written with the resets and GOAWAY a dying server should have sent. What its parsers read
+ * dropped, written with the resets and GOAWAY a dying server should have sent. What the tap reads
  * of the streams (payload slices, never copies) goes on to the session's RelayedExec: the status
  * that gives the session its outcome, and the recording.
  */
@@ -13,13 +13,11 @@ import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import { encodeStatus, internalErrorStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
 import { GoAwayStatus, RstStatus } from '../spdy/constants.js';
-import { type FrameHandler, FrameParser } from '../spdy/frame-parser.js';
 import { dataFrameHeader, goAwayFrame, rstStreamFrame } from '../spdy/frame-writer.js';
-import { HeaderDecompressor, type HeaderMap } from '../spdy/header-block.js';
+import { SpdyTap, type TapDirectionName } from '../spdy/tap.js';
 import { RelayedExec } from './relayed-exec.js';
 import { SessionAborted, type SessionRecord } from './session-record.js';
 
-const LIMITS = { maxControlFrameSize: 1024 * 1024 };
 /** Stream types of remotecommand and the channel number each one has in the WebSocket protocols. */
 const STREAM_CHANNELS = new Map([
   ['stdin', 0],
@@ -34,8 +32,7 @@ const STREAM_TYPES = 16;
 const MAX_FILL = 1024 * 1024;
 
 export class SpdyStatusGuard {
-  private readonly fromClient: FrameParser;
-  private readonly fromUpstream: FrameParser;
+  private readonly tap: SpdyTap;
   private errorStreamId: number | undefined;
   private readonly streamIds: number[] = [];
   /** Channel of each stream the client opened, by stream id. */
@@ -43,10 +40,8 @@ export class SpdyStatusGuard {
   /** What the session's streams say: its status and its recording. */
   readonly exec: RelayedExec;
   private statusSeen = false;
-  private blind = false;
-  /** Bytes of the upstream's stream before the chunk being read, and where in it a status must go. */
+  /** Where the upstream's chunk being read begins, and where in it a status must go. */
   private chunkStart = 0;
-  private upstreamFed = 0;
   private cut: number | undefined;
 
   constructor(
@@ -56,59 +51,49 @@ export class SpdyStatusGuard {
     private readonly record: SessionRecord,
   ) {
     this.exec = new RelayedExec(version, record);
-    const ignore = () => {};
-    const clientHandler: FrameHandler = {
-      onData: (id: number, payload: Buffer) => {
-        const channel = this.channels.get(id);
-        if (channel !== undefined && payload.length > 0) this.exec.fromClient(channel, payload);
+    this.tap = new SpdyTap({
+      client: {
+        onSynStream: (id, headers) => {
+          this.streamIds.push(id);
+          const channel = STREAM_CHANNELS.get(headers['streamtype'] ?? '');
+          if (channel !== undefined && this.channels.size < STREAM_TYPES) this.channels.set(id, channel);
+          if (headers['streamtype'] === 'error') this.errorStreamId = id;
+        },
+        onData: (id, payload) => {
+          const channel = this.channels.get(id);
+          if (channel !== undefined && payload.length > 0) this.exec.fromClient(channel, payload);
+        },
       },
-      onSynStream: (id: number, _a: number, _p: number, _f: number, headers: HeaderMap) => {
-        this.streamIds.push(id);
-        const channel = STREAM_CHANNELS.get(headers['streamtype'] ?? '');
-        if (channel !== undefined && this.channels.size < STREAM_TYPES) this.channels.set(id, channel);
-        if (headers['streamtype'] === 'error') this.errorStreamId = id;
+      upstream: {
+        onData: (id, payload) => {
+          if (id === this.errorStreamId && payload.length > 0) this.statusSeen = true;
+          const channel = this.channels.get(id);
+          if (channel !== undefined) this.exec.fromUpstream(channel, payload);
+        },
+        onRstStream: (id, _status, offset) => {
+          if (id === this.errorStreamId) this.closedWithoutStatus(offset);
+        },
+        onGoAway: (_lastGood, _status, offset) => this.closedWithoutStatus(offset),
       },
-      onSynReply: ignore,
-      onRstStream: ignore,
-      onPing: ignore,
-      onGoAway: ignore,
-      onIgnoredFrame: ignore,
-      onError: (err) => this.goBlind(`client stream: ${err.message}`),
-    };
-    const upstreamHandler: FrameHandler = {
-      ...clientHandler,
-      onSynStream: ignore,
-      onData: (id: number, payload: Buffer) => {
-        if (id === this.errorStreamId && payload.length > 0) this.statusSeen = true;
-        const channel = this.channels.get(id);
-        if (channel !== undefined) this.exec.fromUpstream(channel, payload);
-      },
-      onRstStream: (id: number) => {
-        if (id === this.errorStreamId) this.closedWithoutStatus();
-      },
-      onGoAway: () => this.closedWithoutStatus(),
-      onError: (err) => this.goBlind(`upstream stream: ${err.message}`),
-    };
-    const decompressorLimits = [64 * 1024, 64] as const;
-    this.fromClient = new FrameParser(clientHandler, new HeaderDecompressor(...decompressorLimits), LIMITS);
-    this.fromUpstream = new FrameParser(
-      upstreamHandler,
-      new HeaderDecompressor(...decompressorLimits),
-      LIMITS,
-    );
+      onUnreadable: (direction, err) =>
+        this.log.debug(
+          { why: `${direction} stream: ${err.message}` },
+          'status guard stopped watching a relayed session',
+        ),
+      onInternalError: (direction, err) => this.internalError(direction, err),
+    });
   }
 
   onClientData(chunk: Buffer): void {
-    if (!this.blind) this.fromClient.write(chunk);
+    this.tap.client.watch(chunk);
   }
 
   /** Watch a chunk from the upstream; returns it with a status put in when one is missing. */
   onUpstreamData(chunk: Buffer): Buffer[] | undefined {
-    if (this.blind) return undefined;
-    this.chunkStart = this.upstreamFed;
-    this.upstreamFed += chunk.length;
+    if (!this.tap.active) return undefined;
+    this.chunkStart = this.tap.upstream.bytesWatched;
     this.cut = undefined;
-    this.fromUpstream.write(chunk);
+    this.tap.upstream.watch(chunk);
     const at = this.cut;
     // a frame that began in an earlier chunk is already on its way: too late to go before it
     if (at === undefined || at < 0) return undefined;
@@ -117,11 +102,11 @@ export class SpdyStatusGuard {
   }
 
   /** The upstream reset the error stream or went away (GOAWAY) without writing a status on it. */
-  private closedWithoutStatus(): void {
+  private closedWithoutStatus(frameOffset: number): void {
     if (this.statusSeen || this.cut !== undefined || this.errorStreamId === undefined) return;
     // v1–v3 write nothing on success: their silence is not a failure
     if (!this.version.jsonStatus) return;
-    this.cut = this.fromUpstream.frameStart - this.chunkStart;
+    this.cut = frameOffset - this.chunkStart;
   }
 
   /** A DATA frame with the Failure status on the client's error stream; the session is now an error. */
@@ -136,11 +121,13 @@ export class SpdyStatusGuard {
 
   /** The upstream side is gone; say so to the client if the upstream did not. */
   onUpstreamEnd(error: Error | undefined): void {
-    if (this.blind || this.statusSeen || this.errorStreamId === undefined || !this.client.writable) return;
+    if (!this.tap.active || this.statusSeen || this.errorStreamId === undefined || !this.client.writable)
+      return;
     // v1–v3 write nothing on success, so only a failed connection can be told apart there
     if (!this.version.jsonStatus && error === undefined) return;
-    const position = this.fromUpstream.position;
-    if (position < 0 || position > MAX_FILL) {
+    const upstream = this.tap.upstream;
+    const fill = upstream.dataMissing;
+    if ((!upstream.atFrameBoundary && fill === 0) || fill > MAX_FILL) {
       this.log.warn('upstream ended mid-frame without a status; the client sees a closed connection');
       return;
     }
@@ -153,17 +140,21 @@ export class SpdyStatusGuard {
           : 'the upstream ended the session without a status';
     const c = this.client;
     c.cork();
-    if (position > 0) c.write(Buffer.alloc(position)); // complete the frame the upstream cut short
+    if (fill > 0) c.write(Buffer.alloc(fill)); // complete the DATA frame the upstream cut short
     c.write(this.failureFrame(why));
     for (const id of this.streamIds) c.write(rstStreamFrame(id, RstStatus.CANCEL));
     c.write(goAwayFrame(0, GoAwayStatus.OK));
     c.uncork();
   }
 
-  private goBlind(why: string): void {
-    this.blind = true;
-    this.fromClient.stop();
-    this.fromUpstream.stop();
-    this.log.debug({ why }, 'status guard stopped watching a relayed session');
+  /**
+   * Reading the session threw: a bug of ours, not the peer's. The session ends as an internal error
+   * (the tap has stopped, so no status can be put in the stream any more).
+   */
+  private internalError(direction: TapDirectionName, err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    this.log.error({ err, direction }, 'bug: the status guard failed reading a relayed session; ending it');
+    this.record.outcome = 'error';
+    this.record.abort(`internal error in the status guard: ${message}`);
   }
 }

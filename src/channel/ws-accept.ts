@@ -9,13 +9,18 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { checkWsAssumptions } from './ws-internals.js';
+
+/** Whether this process has checked its `ws` yet (ws-internals.ts). */
+let wsChecked = false;
 
 /** The subprotocol each pending handshake answers with. */
 const chosen = new WeakMap<IncomingMessage, string>();
 
 /**
  * A handshake-only server: no compression (kubectl offers none), x/net's 32 MiB frame limit.
- * `extraHeaders`: header lines added to every 101 it writes.
+ * `extraHeaders`: header lines added to every 101 it writes. The first one made in a process checks
+ * that the installed `ws` still behaves as our frame writers assume (throws WsAssumptionError).
  */
 export function createWebSocketServer(extraHeaders: string[] = []): WebSocketServer {
   const wss = new WebSocketServer({
@@ -30,6 +35,10 @@ export function createWebSocketServer(extraHeaders: string[] = []): WebSocketSer
     if (protocol) headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
     headers.push(...extraHeaders);
   });
+  if (!wsChecked) {
+    checkWsAssumptions(wss);
+    wsChecked = true;
+  }
   return wss;
 }
 

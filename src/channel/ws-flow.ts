@@ -1,20 +1,14 @@
 /**
  * Backpressure for `ws` sockets. `WebSocket.send` never refuses data; whether the peer keeps up
- * shows on the underlying socket. One place reaches for it, so every writer waits the same way.
+ * shows on the underlying socket (reached through ws-internals.ts). One place waits on it, so every
+ * writer waits the same way.
  */
-import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { congested } from '../io/write-batch.js';
+import { wsSocket } from './ws-internals.js';
 
-/** The transport under a ws WebSocket (ws keeps it as `_socket`). */
-export function wsSocket(ws: WebSocket): Duplex {
-  return (ws as unknown as { _socket: Duplex })._socket;
-}
-
-/** True for a WebSocket we accepted (its frames go out unmasked), false for one we dialed. */
-export function wsIsServerSide(ws: WebSocket): boolean {
-  return (ws as unknown as { _isServer: boolean })._isServer;
-}
+// the transport and role of a WebSocket, for the writers that already import them from here
+export { wsIsServerSide, wsSocket } from './ws-internals.js';
 
 /** True when writers to this WebSocket should wait (see write-batch.ts). */
 export function wsCongested(ws: WebSocket): boolean {

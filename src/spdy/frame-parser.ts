@@ -2,10 +2,12 @@
  * Streaming SPDY/3 frame parser (docs/protocols.md §6.1): bytes in, frame events out, input split at any
  * byte. A small explicit state machine over a list of received chunks; DATA payloads are handed on
  * as slices of the received chunks as they arrive (never buffered, never copied); control frames
- * are collected only after their length was checked against the limit. A protocol error stops the
- * parser and is reported once, with the GOAWAY status it causes.
+ * are collected only after their length was checked against the limit. A protocol error (a frame
+ * that does not parse, a header block that does not inflate) stops the parser and is reported once
+ * through `onError`, with the GOAWAY status it causes. An exception thrown by a handler is not the
+ * peer's doing: it stops the parser and propagates out of `write` to its caller.
  */
-import { FLAG_FIN, FRAME_HEADER_SIZE, FrameType, GoAwayStatus, SpdyProtocolError } from './constants.js';
+import { FLAG_FIN, FRAME_HEADER_SIZE, FrameType, SpdyProtocolError } from './constants.js';
 import type { HeaderDecompressor, HeaderMap } from './header-block.js';
 
 export interface FrameHandler {
@@ -61,9 +63,9 @@ export class FrameParser {
   private flags = 0;
   private remaining = 0;
   private controlType = 0;
-  /** Bytes fed so far, and where in them the frame being dispatched began. */
+  /** Bytes fed so far, and where in them the frame most recently begun starts. */
   private received = 0;
-  private currentFrameStart = 0;
+  private frameBegin = 0;
 
   constructor(
     private readonly handler: FrameHandler,
@@ -76,22 +78,27 @@ export class FrameParser {
     return this.state === State.Failed;
   }
 
-  /**
-   * Where the byte stream stands: at a frame boundary (`0`), inside a DATA payload (the number of
-   * payload bytes still due), or inside a frame header or control frame (`-1`). A relay that wants to
-   * add a frame of its own to a stream it forwards needs this.
-   */
-  get position(): number {
-    if (this.state === State.Data) return this.remaining;
-    return this.state === State.Header && this.buffered === 0 ? 0 : -1;
+  /** Bytes fed so far (offsets count from the first of them). */
+  get bytesReceived(): number {
+    return this.received;
   }
 
   /**
-   * Offset, counted from the first byte ever fed, at which the frame being dispatched begins. Read it
-   * inside a handler callback: a relay that must put a frame of its own before this one needs it.
+   * Offset of the first byte of the frame most recently begun: inside a handler, the frame being
+   * reported.
    */
-  get frameStart(): number {
-    return this.currentFrameStart;
+  get frameOffset(): number {
+    return this.frameBegin;
+  }
+
+  /** True when every byte fed so far belongs to a whole frame: no frame is begun and unfinished. */
+  get atFrameBoundary(): boolean {
+    return this.state === State.Header && this.buffered === 0;
+  }
+
+  /** Payload bytes of the DATA frame being received that have not arrived yet (0 outside one). */
+  get dataMissing(): number {
+    return this.state === State.Data ? this.remaining : 0;
   }
 
   /** Stop parsing for good without reporting anything (the session is closing). */
@@ -109,14 +116,13 @@ export class FrameParser {
     try {
       this.run();
     } catch (err) {
-      this.fail(
-        err instanceof SpdyProtocolError
-          ? err
-          : new SpdyProtocolError(String((err as Error)?.message ?? err), GoAwayStatus.INTERNAL_ERROR),
-      );
+      // a handler threw, or a bug of ours (the peer's errors go to fail): nothing after it can be trusted
+      this.stop();
+      throw err;
     }
   }
 
+  /** The peer sent what does not parse or inflate: report it once and read nothing more. */
   private fail(err: SpdyProtocolError): void {
     if (this.state === State.Failed) return;
     this.state = State.Failed;
@@ -150,7 +156,7 @@ export class FrameParser {
   }
 
   private readHeader(): void {
-    this.currentFrameStart = this.received - this.buffered;
+    this.frameBegin = this.received - this.buffered;
     const h = this.consume(FRAME_HEADER_SIZE);
     const word0 = h.readUInt32BE(0);
     this.flags = h[4]!;
@@ -165,15 +171,21 @@ export class FrameParser {
         return;
       }
       if (this.remaining > this.limits.maxControlFrameSize) {
-        throw new SpdyProtocolError(
-          `control frame type ${this.controlType} of ${this.remaining} bytes exceeds the limit of ${this.limits.maxControlFrameSize}`,
+        this.fail(
+          new SpdyProtocolError(
+            `control frame type ${this.controlType} of ${this.remaining} bytes exceeds the limit of ${this.limits.maxControlFrameSize}`,
+          ),
         );
+        return;
       }
       this.state = State.Control;
       return;
     }
     this.streamId = word0 & 0x7fffffff;
-    if (this.streamId === 0) throw new SpdyProtocolError('DATA frame on stream 0');
+    if (this.streamId === 0) {
+      this.fail(new SpdyProtocolError('DATA frame on stream 0'));
+      return;
+    }
     if (this.remaining === 0) {
       this.state = State.Header;
       if (this.flags & FLAG_FIN) this.handler.onData(this.streamId, EMPTY, true);
@@ -217,59 +229,81 @@ export class FrameParser {
     return true;
   }
 
+  /** Parse a whole control frame, then report it; a frame that does not parse fails the parser. */
   private readControl(body: Buffer): void {
-    const need = (n: number, what: string) => {
-      if (body.length < n)
-        throw new SpdyProtocolError(`${what} frame of ${body.length} bytes, want at least ${n}`);
-    };
-    const nonZero = (id: number, what: string) => {
-      if (id === 0) throw new SpdyProtocolError(`${what} on stream 0`);
-      return id;
-    };
     switch (this.controlType) {
       case FrameType.SYN_STREAM: {
-        need(10, 'SYN_STREAM');
-        const id = nonZero(body.readUInt32BE(0) & 0x7fffffff, 'SYN_STREAM');
-        const assoc = body.readUInt32BE(4) & 0x7fffffff;
-        const priority = body[8]! >> 5;
-        const headers = this.decompressor.decompress(body.subarray(10));
-        this.handler.onSynStream(id, assoc, priority, this.flags, headers);
+        const id = this.streamIdIn(body, 10, 'SYN_STREAM');
+        const headers = id === 0 ? undefined : this.inflate(body.subarray(10));
+        if (headers === undefined) return;
+        this.handler.onSynStream(id, body.readUInt32BE(4) & 0x7fffffff, body[8]! >> 5, this.flags, headers);
         return;
       }
       case FrameType.SYN_REPLY: {
-        need(4, 'SYN_REPLY');
-        const id = nonZero(body.readUInt32BE(0) & 0x7fffffff, 'SYN_REPLY');
-        const headers = this.decompressor.decompress(body.subarray(4));
+        const id = this.streamIdIn(body, 4, 'SYN_REPLY');
+        const headers = id === 0 ? undefined : this.inflate(body.subarray(4));
+        if (headers === undefined) return;
         this.handler.onSynReply(id, this.flags, headers);
         return;
       }
       case FrameType.HEADERS: {
         // Never acted on, but inflated all the same: it advances the shared zlib context (§6.2).
-        need(4, 'HEADERS');
-        this.decompressor.decompress(body.subarray(4));
+        if (!this.longEnough(body, 4, 'HEADERS') || this.inflate(body.subarray(4)) === undefined) return;
         this.handler.onIgnoredFrame(this.controlType, body.length);
         return;
       }
       case FrameType.RST_STREAM: {
-        need(8, 'RST_STREAM');
-        const id = nonZero(body.readUInt32BE(0) & 0x7fffffff, 'RST_STREAM');
+        const id = this.streamIdIn(body, 8, 'RST_STREAM');
+        if (id === 0) return;
         const status = body.readUInt32BE(4);
-        if (status === 0) throw new SpdyProtocolError('RST_STREAM with status 0');
+        if (status === 0) {
+          this.fail(new SpdyProtocolError('RST_STREAM with status 0'));
+          return;
+        }
         this.handler.onRstStream(id, status);
         return;
       }
       case FrameType.PING: {
-        need(4, 'PING');
+        if (!this.longEnough(body, 4, 'PING')) return;
         const id = body.readUInt32BE(0);
-        if (id === 0) throw new SpdyProtocolError('PING with id 0');
+        if (id === 0) {
+          this.fail(new SpdyProtocolError('PING with id 0'));
+          return;
+        }
         this.handler.onPing(id);
         return;
       }
       case FrameType.GOAWAY: {
-        need(8, 'GOAWAY');
+        if (!this.longEnough(body, 8, 'GOAWAY')) return;
         this.handler.onGoAway(body.readUInt32BE(0) & 0x7fffffff, body.readUInt32BE(4));
         return;
       }
+    }
+  }
+
+  private longEnough(body: Buffer, n: number, what: string): boolean {
+    if (body.length >= n) return true;
+    this.fail(new SpdyProtocolError(`${what} frame of ${body.length} bytes, want at least ${n}`));
+    return false;
+  }
+
+  /** The non-zero stream id a frame of at least `n` bytes starts with; 0 when it failed the parser. */
+  private streamIdIn(body: Buffer, n: number, what: string): number {
+    if (!this.longEnough(body, n, what)) return 0;
+    const id = body.readUInt32BE(0) & 0x7fffffff;
+    if (id === 0) this.fail(new SpdyProtocolError(`${what} on stream 0`));
+    return id;
+  }
+
+  /** A header block's headers; undefined when it does not inflate or parse (the parser failed). */
+  private inflate(block: Buffer): HeaderMap | undefined {
+    try {
+      return this.decompressor.decompress(block);
+    } catch (err) {
+      // the decompressor reports what the peer sent as SpdyProtocolError; anything else is a bug
+      if (!(err instanceof SpdyProtocolError)) throw err;
+      this.fail(err);
+      return undefined;
     }
   }
 

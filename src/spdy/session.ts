@@ -8,6 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import { batchWrites, congested } from '../io/write-batch.js';
+import type { Logger } from '../observe/logger.js';
 import { FLAG_FIN, GoAwayStatus, MAX_FRAME_LENGTH, RstStatus, type SpdyProtocolError } from './constants.js';
 import { type FrameHandler, FrameParser } from './frame-parser.js';
 import {
@@ -46,6 +47,8 @@ export interface SpdySessionOptions {
   maxStreams?: number;
   /** Readable/writable buffer size of each stream before backpressure applies. */
   streamHighWaterMark?: number;
+  /** Where a bug met while reading the peer (a listener that threw) is logged, at error level. */
+  log?: Logger;
 }
 
 const DEFAULTS = {
@@ -59,11 +62,14 @@ const DEFAULTS = {
   streamHighWaterMark: 64 * 1024,
 };
 
-/** A peer or transport failure that ended the session. */
+/**
+ * What ended the session: the peer (`protocol`), the connection (`transport`, `ping-timeout`), our
+ * caller (`local`), or a bug of ours met while reading the peer (`internal`, a listener that threw).
+ */
 export class SpdySessionError extends Error {
   constructor(
     message: string,
-    readonly kind: 'protocol' | 'transport' | 'ping-timeout' | 'local',
+    readonly kind: 'protocol' | 'transport' | 'ping-timeout' | 'local' | 'internal',
   ) {
     super(message);
     this.name = 'SpdySessionError';
@@ -87,6 +93,7 @@ interface SpdySessionEvents {
 export class SpdySession extends EventEmitter<SpdySessionEvents> implements FrameHandler {
   readonly role: SpdyRole;
   private readonly opts: typeof DEFAULTS;
+  private readonly log: Logger | undefined;
   private readonly parser: FrameParser;
   private readonly compressor = new HeaderCompressor();
   private readonly streams = new Map<number, SpdyStream>();
@@ -110,7 +117,9 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
   ) {
     super();
     this.role = options.role;
-    this.opts = { ...DEFAULTS, ...stripUndefined(options) };
+    const { log, ...rest } = options;
+    this.opts = { ...DEFAULTS, ...stripUndefined(rest) };
+    this.log = log;
     this.nextStreamId = this.role === 'client' ? 1 : 2;
     this.nextPingId = this.role === 'client' ? 1 : 2;
     this.parser = new FrameParser(
@@ -127,12 +136,12 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
       if (head === undefined) return;
       const h = head;
       head = undefined;
-      this.parser.write(h);
+      this.read(h);
     };
     if (head) process.nextTick(takeHead);
     socket.on('data', (chunk: Buffer) => {
       takeHead();
-      this.parser.write(chunk);
+      this.read(chunk);
     });
     socket.on('drain', () => {
       this.flushDrainWaiters();
@@ -388,6 +397,24 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
   }
 
   // ---- inbound: FrameHandler ---------------------------------------------------------------------
+
+  /**
+   * Parse what the peer sent. The parser reports the peer's errors (onError); what it throws came
+   * from us, a listener of a stream or of the session: it must neither take the process down nor be
+   * blamed on the peer, so the session ends as an internal error (GOAWAY INTERNAL_ERROR).
+   */
+  private read(chunk: Buffer): void {
+    try {
+      this.parser.write(chunk);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.log?.error({ err }, 'bug: a SPDY session listener threw; ending the session');
+      if (this.ended) return;
+      this.sendGoAway(GoAwayStatus.INTERNAL_ERROR);
+      this.endSocket();
+      this.teardown(new SpdySessionError(`internal error: ${message}`, 'internal'));
+    }
+  }
 
   onData(streamId: number, payload: Buffer, fin: boolean): void {
     const stream = this.streams.get(streamId);

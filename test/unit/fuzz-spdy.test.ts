@@ -243,7 +243,8 @@ test('16 MiB frame lengths: a control frame is refused from its header; a DATA f
   const piece = Buffer.alloc(MiB);
   for (let i = 0; i < 16; i++) {
     parser.write(piece.subarray(0, i === 15 ? MiB - 1 : MiB));
-    assert.equal(parser.position, i === 15 ? 0 : 0xffffff - (i + 1) * MiB, 'nothing held back');
+    assert.equal(parser.dataMissing, i === 15 ? 0 : 0xffffff - (i + 1) * MiB, 'nothing held back');
+    assert.equal(parser.atFrameBoundary, i === 15);
   }
   assert.deepEqual(ev.list, [['data', 7, 0xffffff, true]]);
 });

@@ -375,3 +375,54 @@ test('malformed frames are SpdyProtocolErrors via onError, reported once, never 
     }
   }
 });
+
+test('an exception thrown by a handler propagates out of write: not an onError, and the parser stops', () => {
+  for (const [what, frame, handler] of [
+    ['onData', Buffer.concat([dataFrameHeader(1, 0, 2), hex('6869')]), 'onData'],
+    ['onPing', pingFrame(1), 'onPing'],
+    ['onRstStream', rstStreamFrame(1, RstStatus.CANCEL), 'onRstStream'],
+  ] as const) {
+    const { rec, parser } = newParser();
+    const bug = new Error(`bug in ${what}`);
+    rec[handler] = () => {
+      throw bug;
+    };
+    assert.throws(
+      () => parser.write(Buffer.concat([frame, pingFrame(3)])),
+      (err) => err === bug,
+      what,
+    );
+    assert.deepEqual(rec.errors, [], `${what}: not reported as the peer's protocol error`);
+    assert.ok(parser.failed, `${what}: stopped`);
+    parser.write(pingFrame(5));
+    assert.deepEqual(rec.finish(), [], `${what}: nothing parsed after it`);
+  }
+});
+
+test('offsets: where each frame begins, whether the bytes end on a frame boundary, DATA bytes missing', () => {
+  const rec = new Recorder();
+  const p = new FrameParser(rec, new HeaderDecompressor(65536, 64), { maxControlFrameSize: 65536 });
+  const seen: [string, number][] = [];
+  rec.onPing = () => seen.push(['ping', p.frameOffset]);
+  rec.onData = (_id, payload) => seen.push([`data ${payload.length}`, p.frameOffset]);
+  assert.ok(p.atFrameBoundary);
+  const ping = pingFrame(1); // 12 bytes
+  const data = Buffer.concat([dataFrameHeader(1, 0, 10), Buffer.alloc(10)]); // 18 bytes
+  p.write(Buffer.concat([ping, data.subarray(0, 12)]));
+  assert.equal(p.bytesReceived, 24);
+  assert.equal(p.atFrameBoundary, false);
+  assert.equal(p.dataMissing, 6);
+  p.write(Buffer.concat([data.subarray(12), ping.subarray(0, 5)]));
+  assert.equal(p.atFrameBoundary, false, 'inside a PING header');
+  assert.equal(p.dataMissing, 0);
+  p.write(ping.subarray(5));
+  assert.ok(p.atFrameBoundary);
+  assert.equal(p.bytesReceived, 42);
+  // every piece of a DATA payload carries the offset of its frame's header
+  assert.deepEqual(seen, [
+    ['ping', 0],
+    ['data 4', 12],
+    ['data 6', 12],
+    ['ping', 30],
+  ]);
+});

@@ -8,7 +8,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
+import type { Logger } from '../../src/observe/logger.js';
 import { FrameType, GoAwayStatus, RstStatus } from '../../src/spdy/constants.js';
 import { type FrameHandler, FrameParser } from '../../src/spdy/frame-parser.js';
 import { dataFrameHeader, pingFrame, synStreamFrame } from '../../src/spdy/frame-writer.js';
@@ -440,12 +441,23 @@ test('SYN_STREAMs that arrived with the upgrade (head) reach a listener attached
   assert.deepEqual(seen, ['error', 'stdin']);
 });
 
-test('a protocol error sends GOAWAY(PROTOCOL_ERROR), closes that session with an error, others keep running', async (t) => {
-  const srv = await listen((s) =>
-    s.on('stream', (stream) => {
-      stream.reply();
-      stream.pipe(stream);
-    }),
+/**
+ * An echo server with two sessions: a healthy one with a stream open, and a hand-driven peer's (the
+ * victim). `onStream` sees every stream before it is echoed.
+ */
+async function victimBesideHealthy(
+  t: TestContext,
+  opts: Opts = {},
+  onStream: (s: SpdyStream) => void = () => {},
+) {
+  const srv = await listen(
+    (s) =>
+      s.on('stream', (stream) => {
+        onStream(stream);
+        stream.reply();
+        stream.pipe(stream);
+      }),
+    opts,
   );
   t.after(() => srv.close());
   const healthy = await dial(srv.port);
@@ -455,8 +467,19 @@ test('a protocol error sends GOAWAY(PROTOCOL_ERROR), closes that session with an
   const raw = await RawPeer.dial(srv.port);
   t.after(() => raw.socket.destroy());
   await waitFor('two sessions', () => srv.sessions.length === 2);
-  const victim = srv.sessions[1]!;
-  const victimClosed = closed(victim);
+  const victimClosed = closed(srv.sessions[1]!);
+  return { healthy, before, raw, victimClosed };
+}
+
+/** The healthy session's open stream still echoes. */
+async function stillEchoes(before: SpdyStream): Promise<void> {
+  const echo = readAll(before);
+  before.end('still alive');
+  assert.equal((await echo).toString(), 'still alive');
+}
+
+test('a protocol error sends GOAWAY(PROTOCOL_ERROR), closes that session with an error, others keep running', async (t) => {
+  const { healthy, before, raw, victimClosed } = await victimBesideHealthy(t);
   raw.socket.write(Buffer.concat([dataFrameHeader(0, 0, 2), Buffer.from('hi')])); // DATA on stream 0
   const err = await victimClosed;
   assert.equal(err?.kind, 'protocol');
@@ -465,13 +488,32 @@ test('a protocol error sends GOAWAY(PROTOCOL_ERROR), closes that session with an
   assert.deepEqual(raw.events, [['goaway', 0, GoAwayStatus.PROTOCOL_ERROR]]);
 
   // the other session and the process are unaffected
-  const echo = readAll(before);
-  before.end('still alive');
-  assert.equal((await echo).toString(), 'still alive');
+  await stillEchoes(before);
   const after = await healthy.openStream({ streamtype: 'stdout' });
   const echo2 = readAll(after);
   after.end('new stream');
   assert.equal((await echo2).toString(), 'new stream');
+});
+
+test('a listener that throws ends its session as an internal error (GOAWAY INTERNAL_ERROR), not a protocol error; the process lives', async (t) => {
+  const logged: unknown[][] = [];
+  const log = { error: (...args: unknown[]) => logged.push(args) } as unknown as Logger;
+  const bug = new Error('a bug in a stream listener');
+  const { before, raw, victimClosed } = await victimBesideHealthy(t, { log }, (stream) => {
+    if (stream.streamType === 'buggy') throw bug;
+  });
+  raw.synStream(1, { streamtype: 'buggy' });
+  const err = await victimClosed;
+  assert.equal(err?.kind, 'internal');
+  assert.match(err!.message, /^internal error: a bug in a stream listener$/);
+  await waitFor('peer sees the end', () => raw.ended);
+  assert.deepEqual(raw.events, [['goaway', 1, GoAwayStatus.INTERNAL_ERROR]]);
+  assert.equal(logged.length, 1);
+  assert.equal((logged[0]![0] as { err: unknown }).err, bug);
+  assert.match(String(logged[0]![1]), /^bug: /);
+
+  // the other session and the process are unaffected
+  await stillEchoes(before);
 });
 
 test('an oversized control frame from the peer is a protocol error with GOAWAY, and nothing is buffered', async (t) => {
