@@ -163,6 +163,7 @@ export class AttemptContext {
       pingTimeoutMs: s.spdyPingTimeoutMs,
       maxControlFrameSize: s.spdyMaxHeaderBytes,
       maxHeaderBytes: s.spdyMaxHeaderBytes,
+      log: s.log,
     });
   }
 
