@@ -43,6 +43,21 @@ const RULES: Rule[] = [
     because: 'dialing the upstream knows nothing of the listener or the translators',
   },
   {
+    from: ['bridge'],
+    mayNotImport: ['server', 'emulator', 'doctor'],
+    because: 'a bridge composes endpoints for the router; it does not know who routes to it',
+  },
+  {
+    from: ['doctor'],
+    mayNotImport: ['server', 'bridge', 'emulator'],
+    because: 'the doctor is a client of the path: it dials like kubectl and shares only the codecs',
+  },
+  {
+    from: ['observe', 'record'],
+    mayNotImport: ['server', 'emulator', 'doctor'],
+    because: 'logs, metrics and recordings are told about sessions; they do not reach into the listener',
+  },
+  {
     from: ['remotecommand'],
     mayNotImport: ['server', 'bridge', 'emulator', 'commands'],
     because: 'the exec protocol is composed by the bridges and the emulator, not the reverse',
