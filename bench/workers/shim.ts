@@ -12,7 +12,6 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { warmUp } from '../../src/io/warm-up.js';
 import { createLogger } from '../../src/observe/logger.js';
 import { Metrics } from '../../src/observe/metrics.js';
 import { Recorder } from '../../src/record/recorder.js';
@@ -51,7 +50,6 @@ const target = await loadUpstreamTarget({ upstream }, { HOME: '/nonexistent' });
 const log = createLogger({ level: 'info', destination: logSink });
 const recordDir = record ? await mkdtemp(join(tmpdir(), 'kubeshim-bench-rec-')) : undefined;
 if (recordDir) process.on('exit', () => rmSync(recordDir, { recursive: true, force: true }));
-warmUp(); // as serve does (src/server/serve.ts)
 const shim = await startShim({
   host: '127.0.0.1',
   port: 0,

@@ -6,7 +6,6 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { readFlagFile } from '../command-line.js';
-import { warmUp } from '../io/warm-up.js';
 import { createHealth } from '../observe/health.js';
 import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
@@ -120,7 +119,6 @@ export async function startServing(cfg: ServeConfig, env: NodeJS.ProcessEnv = pr
         })
       : undefined;
   const health = createHealth(target, cfg.log);
-  warmUp();
   const shim = await startShim({
     host: cfg.listen.host,
     port: cfg.listen.port,
