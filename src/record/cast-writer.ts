@@ -198,11 +198,16 @@ export class CastWriter {
     );
   };
 
-  /** A spare buffer of at least `size` bytes, or a new one. */
+  /**
+   * A spare buffer of at least `size` bytes, or a new one: not zero-filled (a new ArrayBuffer is),
+   * since the batch's bytes are copied over it and the thread reads no further; unpooled, so it can
+   * be transferred.
+   */
   private bufferOf(size: number): ArrayBuffer {
     const i = this.spare.findIndex((s) => s.byteLength >= size);
     if (i >= 0) return this.spare.splice(i, 1)[0]!;
-    return new ArrayBuffer(Math.max(SMALLEST_BUFFER, 2 ** Math.ceil(Math.log2(size))));
+    return Buffer.allocUnsafeSlow(Math.max(SMALLEST_BUFFER, 2 ** Math.ceil(Math.log2(size))))
+      .buffer as ArrayBuffer;
   }
 
   /** @internal */

@@ -42,7 +42,12 @@ export interface RecorderOptions {
 }
 
 export const DEFAULT_RECORD_MAX_BYTES = 256 * 1024 * 1024;
-const DEFAULT_QUEUED_PER_SESSION = 32 * 1024 * 1024;
+/**
+ * A session moves up to ~700 MiB/s: 64 MiB is about 100 ms of its output, the time a busy 2-core
+ * machine can leave the recording thread waiting for a core (32 MiB failed full-size runs of
+ * bench record-ws-1). The sum stays bounded by DEFAULT_QUEUED.
+ */
+const DEFAULT_QUEUED_PER_SESSION = 64 * 1024 * 1024;
 const DEFAULT_QUEUED = 128 * 1024 * 1024;
 
 export class Recorder {

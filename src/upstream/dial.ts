@@ -3,6 +3,14 @@
  * byte for byte), and a WebSocket client connection (for translation). An upstream that answers
  * with anything but 101 is a refusal, returned with its status, headers and (capped) body so the
  * client can be given exactly the answer it would have had without us (docs/protocols.md §2.3, §8.2).
+ *
+ * No reused read buffer (`onread`) on these sockets, though it would spare an allocation per read
+ * (issue 15): a read's chunk outlives the read. The SPDY parser keeps slices of it until a frame is
+ * whole and hands DATA payloads to streams that queue them while their reader is slow; `ws`'s
+ * receiver keeps chunks until a frame is whole and emits messages that are slices of them, which a
+ * bridge may queue behind a congested peer. And the sockets come from http.request and `ws` through
+ * the target's Agent: the HTTP response is parsed from 'data' events, which `onread` replaces, and a
+ * socket cannot take `onread` after its upgrade.
  */
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
