@@ -1,6 +1,6 @@
 /**
  * Session recording and the audit log, as `serve --record-dir`, `--record-stdin`,
- * `--record-required` and `--audit-log` ask. The stream handler opens a SessionTrail for each
+ * `--record-required` and `--audit-log` ask. The router (server/router.ts) opens a SessionTrail for each
  * streaming request before anything is upgraded (so that a recording that cannot be written can
  * still refuse the session); the trail is the session's SessionTap, and writes its audit line when
  * the session ends. Plain requests and refusals get their audit lines here too.
