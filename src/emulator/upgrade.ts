@@ -28,6 +28,7 @@ import {
   WS_LEGACY_REMOTECOMMAND,
 } from '../k8s/protocols.js';
 import type { Logger } from '../observe/logger.js';
+import { acceptSpdy, negotiateSpdy, noCommonProtocol } from '../remotecommand/spdy-handshake.js';
 import { SpdySession } from '../spdy/session.js';
 import { type Answer, answerStatus, socketAnswer, xnetRefusal } from './answer.js';
 import { methodNotAllowed, pathNotFound, upgradeRequired } from './api-errors.js';
@@ -37,7 +38,6 @@ import type { CommandRequest } from './remotecommand.js';
 import type { Route } from './routes.js';
 import type { SessionInfo, SessionTracker, Subresource } from './sessions.js';
 import { serveSpdyCommand } from './spdy-command.js';
-import { acceptSpdy, negotiateSpdy, noCommonProtocol } from './spdy-handshake.js';
 import { servePortForward } from './spdy-portforward.js';
 import { type CommandTarget, isStatus, type PortForwardTarget, streamTarget } from './stream-target.js';
 import { serveWsCommand } from './ws-command.js';
