@@ -12,7 +12,7 @@ import type { SpdySession, SpdySessionError, SpdyStream } from '../spdy/session.
 import type { EndpointStreams, Sink, Source } from './flow.js';
 import { endAndFlush, streamSink, streamSource } from './spdy-stream-io.js';
 import { type SessionStatus, statusBytes } from './status.js';
-import { knownStreamType, promisedStreams, type StreamType } from './streams.js';
+import { knownStreamType, promisedStreams, type StreamType, stderrPromised } from './streams.js';
 
 export interface SpdyEndpointOptions {
   version: RemoteCommandVersion;
@@ -92,7 +92,7 @@ export class SpdyEndpoint implements EndpointStreams {
     // the client writes only stdin and resize: what it sends on the others is read and dropped
     for (const stream of this.streams.values()) if (stream !== stdin && stream !== resize) stream.resume();
     const stdout = get('stdout', wants.stdout);
-    const stderr = get('stderr', wants.stderr && !wants.tty);
+    const stderr = get('stderr', stderrPromised(wants));
     this.stdin = stdin && streamSource(stdin);
     this.resize = resize && streamSource(resize);
     this.stdout = stdout && streamSink(stdout);

@@ -20,7 +20,7 @@ export function promisedStreams(wants: ExecStreams, version: RemoteCommandVersio
   const types: StreamType[] = ['error'];
   if (wants.stdin) types.push('stdin');
   if (wants.stdout) types.push('stdout');
-  if (wants.stderr && !wants.tty) types.push('stderr');
+  if (stderrPromised(wants)) types.push('stderr');
   if (wants.tty && version.resize) types.push('resize');
   return types;
 }
@@ -39,5 +39,10 @@ export function knownStreamType(type: string | undefined, version: RemoteCommand
 /** The channel of the empty "established" message: the lowest writable one requested (§3.3). */
 export function establishedChannel(wants: ExecStreams): number {
   if (wants.stdout) return CH_STDOUT;
-  return wants.stderr && !wants.tty ? CH_STDERR : CH_ERROR;
+  return stderrPromised(wants) ? CH_STDERR : CH_ERROR;
+}
+
+/** A TTY merges stderr into stdout: it never has a stream of its own (§3.1). */
+export function stderrPromised(wants: ExecStreams): boolean {
+  return wants.stderr && !wants.tty;
 }

@@ -4,7 +4,7 @@
  * congested when the socket is; the sources are fed by the session's message handler, and the
  * socket is paused while any of them, or the session itself, holds it.
  */
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import { sendChannel } from '../channel/send.js';
 import { afterWsFlush, wsCongested } from '../channel/ws-flow.js';
 import type { Sink, Source } from './flow.js';
@@ -81,4 +81,34 @@ export class ChannelSource implements Source {
     this.paused = false;
     this.gate.release();
   }
+}
+
+/**
+ * One side of a channel session on a WebSocket, server or client: it reads nothing until start(),
+ * once its sources are connected, and nothing after stop().
+ */
+export abstract class ChannelPeer {
+  protected readonly gate: PauseGate;
+  private stopped = false;
+
+  constructor(protected readonly ws: WebSocket) {
+    this.gate = new PauseGate(ws);
+    this.gate.hold(); // released by start()
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (!this.stopped) this.onMessage(data as Buffer, isBinary);
+    });
+  }
+
+  start(): void {
+    this.gate.release();
+  }
+
+  /** Read nothing more. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.gate.dispose();
+  }
+
+  protected abstract onMessage(data: Buffer, isBinary: boolean): void;
 }

@@ -5,7 +5,7 @@
  * is a protocol error that ends the session), and at the end writes the status on channel 3, then
  * Close 1000. Nothing is read until start().
  */
-import type { RawData, WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import {
   CH_CLOSE,
   CH_ERROR,
@@ -23,8 +23,8 @@ import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import type { ExecStreams } from '../server/classify.js';
 import type { EndpointStreams, Sink } from './flow.js';
 import { type SessionStatus, statusBytes } from './status.js';
-import { establishedChannel } from './streams.js';
-import { ChannelSource, channelSink, PauseGate } from './ws-channel-io.js';
+import { establishedChannel, stderrPromised } from './streams.js';
+import { ChannelPeer, ChannelSource, channelSink } from './ws-channel-io.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -39,45 +39,29 @@ export interface WsEndpointOptions {
   onClose(code: number, reason: string): void;
 }
 
-export class WsEndpoint implements EndpointStreams {
+export class WsEndpoint extends ChannelPeer implements EndpointStreams {
   readonly stdin: ChannelSource | undefined;
   /** The server always has the resize channel (§3.1). */
   readonly resize: ChannelSource;
   readonly stdout: Sink | undefined;
   readonly stderr: Sink | undefined;
-  private readonly gate: PauseGate;
-  private stopped = false;
 
   constructor(
-    private readonly ws: WebSocket,
+    ws: WebSocket,
     private readonly opts: WsEndpointOptions,
   ) {
+    super(ws);
     const { wants, version } = opts;
-    this.gate = new PauseGate(ws);
-    this.gate.hold(); // released by start()
     this.stdin = wants.stdin ? new ChannelSource(this.gate) : undefined;
     this.resize = new ChannelSource(this.gate);
     this.stdout = wants.stdout ? channelSink(ws, CH_STDOUT, version.base64) : undefined;
-    this.stderr = wants.stderr && !wants.tty ? channelSink(ws, CH_STDERR, version.base64) : undefined;
+    this.stderr = stderrPromised(wants) ? channelSink(ws, CH_STDERR, version.base64) : undefined;
     sendChannel(ws, establishedChannel(wants), EMPTY, version.base64);
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data as Buffer, isBinary));
     ws.on('close', (code: number, reason: Buffer) => {
       opts.onClose(code, reason.toString());
       this.stdin?.end();
       this.resize.end();
     });
-  }
-
-  /** Read the client's messages (the caller has connected the sources). */
-  start(): void {
-    this.gate.release();
-  }
-
-  /** Read nothing more from the client. */
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.gate.dispose();
   }
 
   /** The status on channel 3 (if this version has bytes for it), then Close 1000. */
@@ -88,8 +72,7 @@ export class WsEndpoint implements EndpointStreams {
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
   }
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
-    if (this.stopped) return;
+  protected onMessage(data: Buffer, isBinary: boolean): void {
     const { version } = this.opts;
     let msg: ChannelMessage | null;
     try {

@@ -5,7 +5,7 @@
  * established message carries nothing and is dropped); the status is what came on channel 3 when
  * the WebSocket closed. Nothing is read until start().
  */
-import type { RawData, WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import {
   CH_ERROR,
   CH_RESIZE,
@@ -21,7 +21,8 @@ import type { Logger } from '../observe/logger.js';
 import type { ExecStreams } from '../server/classify.js';
 import type { ExecutorStreams, Sink } from './flow.js';
 import { type OnUpstreamEnd, StatusBytes } from './status.js';
-import { ChannelSource, channelSink, PauseGate } from './ws-channel-io.js';
+import { stderrPromised } from './streams.js';
+import { ChannelPeer, ChannelSource, channelSink } from './ws-channel-io.js';
 
 export interface WsExecutorOptions {
   version: RemoteCommandVersion;
@@ -32,27 +33,23 @@ export interface WsExecutorOptions {
   onProtocolError(message: string): void;
 }
 
-export class WsExecutor implements ExecutorStreams {
+export class WsExecutor extends ChannelPeer implements ExecutorStreams {
   readonly stdin: Sink | undefined;
   readonly resize: Sink | undefined;
   readonly stdout: ChannelSource | undefined;
   readonly stderr: ChannelSource | undefined;
   private readonly status = new StatusBytes();
-  private readonly gate: PauseGate;
-  private stopped = false;
 
   constructor(
-    private readonly ws: WebSocket,
+    ws: WebSocket,
     private readonly opts: WsExecutorOptions,
   ) {
+    super(ws);
     const { version, wants } = opts;
-    this.gate = new PauseGate(ws);
-    this.gate.hold(); // released by start()
     this.stdin = wants.stdin ? channelSink(ws, CH_STDIN, version.base64, () => this.endStdin()) : undefined;
     this.resize = wants.tty ? channelSink(ws, CH_RESIZE, version.base64) : undefined;
     this.stdout = wants.stdout ? new ChannelSource(this.gate) : undefined;
-    this.stderr = wants.stderr && !wants.tty ? new ChannelSource(this.gate) : undefined;
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data as Buffer, isBinary));
+    this.stderr = stderrPromised(wants) ? new ChannelSource(this.gate) : undefined;
     ws.on('close', (code: number, reason: Buffer) => {
       const why = reason.toString();
       const failure =
@@ -62,22 +59,14 @@ export class WsExecutor implements ExecutorStreams {
     ws.on('error', (err: Error) => opts.log.debug({ err: err.message }, 'upstream websocket error'));
   }
 
-  /** Read the upstream's messages (the caller has connected the sources). */
-  start(): void {
-    this.gate.release();
-  }
-
   /** Read nothing more, and close the WebSocket (at once if it is not open). */
   close(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.gate.dispose();
+    this.stop();
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
     else this.ws.terminate();
   }
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
-    if (this.stopped) return;
+  protected onMessage(data: Buffer, isBinary: boolean): void {
     let msg: ChannelMessage | null;
     try {
       msg = decodeMessage(data, isBinary, this.opts.version.base64);
