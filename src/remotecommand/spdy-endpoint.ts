@@ -3,8 +3,8 @@
  * every stream the client opens is accepted with an empty SYN_REPLY and sorted by its `streamtype`;
  * the session is established once the streams the query promises are there, which must happen
  * within the wait. Streams the server only writes are still read, and what comes on them dropped, so
- * that nothing the client sends can stall the session (§6.8). At the end: output flushed and
- * finished, the status on the error stream, then RST_STREAM on what is left, GOAWAY, close.
+ * that nothing the client sends can stall the session (§6.8). At the end: the status on the error
+ * stream, every stream flushed and finished, then RST_STREAM on what is left, GOAWAY, close.
  */
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import type { ExecStreams } from '../server/classify.js';
@@ -57,15 +57,18 @@ export class SpdyEndpoint implements EndpointStreams {
     return this.session.closed;
   }
 
-  /** Flush and finish the output, write the status (if this version has bytes for it), close. */
+  /**
+   * Write the status (if this version has bytes for it), flush and finish every stream, close. The
+   * status need not wait for the output: on a stream of its own, it is read once the output is over
+   * (§3.2). Only the close must wait, or it would cut what is still queued.
+   */
   async finish(end: SessionStatus): Promise<void> {
     clearTimeout(this.timer);
-    const outputs = [this.streams.get('stdout'), this.streams.get('stderr')];
-    await Promise.all(outputs.map((s) => s && endAndFlush(s)));
     const error = this.streams.get('error');
     const bytes = statusBytes(end, this.opts.version);
     if (error && bytes && !error.destroyed) error.write(bytes);
-    if (error) await endAndFlush(error);
+    const streams = [this.streams.get('stdout'), this.streams.get('stderr'), error];
+    await Promise.all(streams.map((s) => s && endAndFlush(s)));
     this.session.close();
   }
 
