@@ -1,7 +1,8 @@
-/** What both exec/attach translators share: their parameters and the bounded status buffer. */
+/** What both exec/attach translators share: their parameters, and what the session sees of its bytes. */
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import type { ExecStreams } from '../k8s/stream-request.js';
 import type { Logger } from '../observe/logger.js';
+import type { SessionTaps } from '../remotecommand/flow.js';
 import type { KeepaliveOptions } from './keepalive.js';
 import type { SessionRecord } from './session-record.js';
 
@@ -16,21 +17,21 @@ export interface ExecBridgeParams<Client, Upstream> {
   keepalive: KeepaliveOptions;
 }
 
-/** A status is a few hundred bytes; more than this is not a status, and is not kept. */
-const MAX_STATUS_BYTES = 64 * 1024;
-
-/** The bytes of the error stream/channel, kept up to a bound. */
-export class StatusBytes {
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-
-  add(chunk: Buffer): void {
-    if (this.size >= MAX_STATUS_BYTES) return;
-    this.chunks.push(chunk);
-    this.size += chunk.length;
-  }
-
-  bytes(): Buffer {
-    return Buffer.concat(this.chunks);
-  }
+/** The session's byte counts (stdin in, output out) and its recording, fed as the bytes pass. */
+export function recordTaps(record: SessionRecord): SessionTaps {
+  return {
+    stdin: (chunk) => {
+      record.bytesIn += chunk.length;
+      record.tap?.input(chunk);
+    },
+    resize: (chunk) => record.tap?.resize(chunk),
+    stdout: (chunk) => {
+      record.bytesOut += chunk.length;
+      record.tap?.output(chunk, false);
+    },
+    stderr: (chunk) => {
+      record.bytesOut += chunk.length;
+      record.tap?.output(chunk, true);
+    },
+  };
 }

@@ -14,9 +14,11 @@
 import type { RawData, WebSocket } from 'ws';
 import { decodeMessage, encodePortPreamble } from '../channel/codec.js';
 import { sendChannel } from '../channel/send.js';
-import { afterWsFlush, wsCongested } from '../channel/ws-flow.js';
 import type { Logger } from '../observe/logger.js';
-import type { SpdySession, SpdyStream } from '../spdy/session.js';
+import { pipe } from '../remotecommand/flow.js';
+import { streamSink, streamSource } from '../remotecommand/spdy-stream-io.js';
+import { ChannelSource, channelSink, PauseGate } from '../remotecommand/ws-channel-io.js';
+import type { SpdySession } from '../spdy/session.js';
 import { clientProtocolError, onClientProtocolError } from './client-protocol-error.js';
 import { type KeepaliveOptions, keepWebSocketAlive } from './keepalive.js';
 import type { PortFigures } from './portforward-observer.js';
@@ -51,7 +53,10 @@ export function bridgeLegacyPortForward(p: LegacyPortForwardParams): Promise<voi
 }
 
 class LegacyPortForward {
-  private readonly data: (SpdyStream | undefined)[] = [];
+  /** What the client sends on each pair's data channel. */
+  private readonly fromClient: (ChannelSource | undefined)[] = [];
+  /** The client is read once every pair is open, and only as fast as the upstream takes it. */
+  private readonly gate: PauseGate;
   /** Figures of each pair's port (a port named twice shares one entry). */
   private readonly figures: PortFigures[];
   private connections = 0;
@@ -62,9 +67,9 @@ class LegacyPortForward {
   private finished = false;
   private stopKeepalive: () => void = () => {};
   private resolveDone: () => void = () => {};
-  private clientWaits = 0;
 
   constructor(private readonly p: LegacyPortForwardParams) {
+    this.gate = new PauseGate(p.client);
     this.open = p.ports.length * 2;
     this.ended = p.ports.map(() => 0);
     const perPort: Record<string, PortFigures> = {};
@@ -87,7 +92,7 @@ class LegacyPortForward {
       this.closeClient();
       this.end(reason, 'error');
     });
-    client.pause();
+    this.gate.hold();
     client.on('message', (data: RawData, isBinary: boolean) =>
       this.onClientMessage(data as Buffer, isBinary),
     );
@@ -105,7 +110,7 @@ class LegacyPortForward {
     });
     Promise.all(ports.map((port, i) => this.openPair(port, i))).then(
       () => {
-        if (!this.finished) client.resume();
+        if (!this.finished) this.gate.release();
       },
       (err: Error) => {
         for (let i = 0; i < ports.length; i++) {
@@ -133,17 +138,17 @@ class LegacyPortForward {
     });
     error.once('end', () => this.streamEnded(i));
     const data = await upstream.openStream({ streamtype: 'data', ...headers });
-    this.data[i] = data;
     figures.connections++;
     record.note('connections', ++this.connections);
-    data.on('data', (chunk: Buffer) => {
+    const fromClient = new ChannelSource(this.gate);
+    this.fromClient[i] = fromClient;
+    pipe(fromClient, streamSink(data), (chunk) => {
+      record.bytesIn += chunk.length;
+      figures.bytesIn += chunk.length;
+    });
+    pipe(streamSource(data), channelSink(this.p.client, 2 * i, this.p.base64), (chunk) => {
       record.bytesOut += chunk.length;
       figures.bytesOut += chunk.length;
-      this.send(2 * i, chunk);
-      if (wsCongested(this.p.client)) {
-        data.pause();
-        afterWsFlush(this.p.client, () => data.resume());
-      }
     });
     data.once('end', () => this.streamEnded(i));
   }
@@ -160,16 +165,7 @@ class LegacyPortForward {
       return;
     }
     if (msg === null || msg.channel % 2 === 1) return; // error channels flow only toward the client
-    const stream = this.data[msg.channel / 2];
-    if (stream === undefined || stream.writableEnded) return;
-    this.p.record.bytesIn += msg.payload.length;
-    this.figures[msg.channel / 2]!.bytesIn += msg.payload.length;
-    if (!stream.write(msg.payload)) {
-      if (this.clientWaits++ === 0) this.p.client.pause();
-      stream.once('drain', () => {
-        if (--this.clientWaits === 0 && !this.finished) this.p.client.resume();
-      });
-    }
+    this.fromClient[msg.channel / 2]?.deliver(msg.payload);
   }
 
   private send(channel: number, payload: Buffer): void {
@@ -198,7 +194,7 @@ class LegacyPortForward {
 
   private closeClient(code = 1000): void {
     const { client } = this.p;
-    client.resume();
+    this.gate.dispose();
     if (client.readyState === client.OPEN) client.close(code);
   }
 
@@ -206,7 +202,7 @@ class LegacyPortForward {
     if (this.finished) return;
     this.finished = true;
     this.stopKeepalive();
-    this.p.client.resume();
+    this.gate.dispose();
     this.p.upstream.close();
     this.p.record.finish(reason, outcome);
     this.resolveDone();

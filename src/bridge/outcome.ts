@@ -4,13 +4,12 @@
  * always writes a status before it closes, so an end without one is a failure, never success.
  */
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
-import { decodeStatus, internalErrorStatus, type Status, successStatus } from '../k8s/status.js';
+import { decodeStatus, internalErrorStatus, successStatus } from '../k8s/status.js';
 import type { SessionOutcome } from '../observe/metrics.js';
+import type { SessionStatus } from '../remotecommand/status.js';
 
-export interface Outcome {
-  status: Status;
-  /** The upstream's own bytes when it sent JSON, forwarded untouched to JSON clients. */
-  raw?: Buffer;
+/** `raw`: the upstream's own bytes when it sent JSON, forwarded untouched to JSON clients. */
+export interface Outcome extends SessionStatus {
   exitCode?: number;
   kind: SessionOutcome;
 }
@@ -62,12 +61,9 @@ export function shimFailure(message: string): Outcome {
   return { status: internalErrorStatus(message), kind: 'error' };
 }
 
-/**
- * The bytes to write on the client's error stream/channel, or null for nothing: JSON for v4/v5
- * clients, the message as text for v1–v3 and only on failure.
- */
-export function statusBytesForClient(outcome: Outcome, client: RemoteCommandVersion): Buffer | null {
-  if (client.jsonStatus) return outcome.raw ?? Buffer.from(JSON.stringify(outcome.status));
-  if (outcome.status.status === 'Success') return null;
-  return Buffer.from(outcome.status.message ?? 'error executing remote command');
+/** The session line's closeReason for an outcome the client was told. */
+export function closeReason(outcome: Outcome): string {
+  return outcome.kind === 'success' || outcome.kind === 'exit-code'
+    ? 'completed'
+    : `status: ${outcome.status.message ?? outcome.status.status}`;
 }

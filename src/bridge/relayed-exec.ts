@@ -14,7 +14,7 @@ import { writeBinaryFrame } from '../channel/ws-frame.js';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import { encodeStatus, internalErrorStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
-import { StatusBytes } from './exec-session.js';
+import { StatusBytes } from '../remotecommand/status.js';
 import { upstreamOutcome } from './outcome.js';
 import type { RelayHooks } from './relay.js';
 import type { SessionRecord } from './session-record.js';

@@ -6,6 +6,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { exitCodeStatus, internalErrorStatus, type Status, successStatus } from '../k8s/status.js';
+import type { NodeStreams } from '../remotecommand/node-streams.js';
 import type { Container } from './container.js';
 import type { Pod } from './pod.js';
 import type { PodProcess } from './process.js';
@@ -18,13 +19,6 @@ export interface CommandRequest {
   /** exec only. */
   command: string[];
   tty: boolean;
-}
-
-export interface CommandStreams {
-  stdin?: Readable;
-  stdout?: Writable;
-  stderr?: Writable;
-  resize?: Readable;
 }
 
 export interface CommandResult {
@@ -41,7 +35,7 @@ const FIRST_RESIZE_WAIT_MS = 1000;
 /** Run the command; `signal` aborts when the client went away (the process is killed). */
 export async function runCommand(
   req: CommandRequest,
-  streams: CommandStreams,
+  streams: NodeStreams,
   signal: AbortSignal,
 ): Promise<CommandResult> {
   if (req.subresource === 'attach') {

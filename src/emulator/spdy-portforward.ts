@@ -8,10 +8,10 @@
  */
 import net from 'node:net';
 import type { Logger } from '../observe/logger.js';
+import { STREAM_CREATION_TIMEOUT_MS } from '../remotecommand/streams.js';
 import type { SpdySession, SpdyStream } from '../spdy/session.js';
 import type { Pod } from './pod.js';
 import type { ActiveSession } from './sessions.js';
-import { STREAM_CREATION_TIMEOUT_MS } from './spdy-command.js';
 
 interface StreamPair {
   requestId: string;

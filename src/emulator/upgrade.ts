@@ -28,6 +28,7 @@ import {
   WS_LEGACY_REMOTECOMMAND,
 } from '../k8s/protocols.js';
 import type { Logger } from '../observe/logger.js';
+import { acceptSpdy, negotiateSpdy, noCommonProtocol } from '../remotecommand/spdy-handshake.js';
 import { SpdySession } from '../spdy/session.js';
 import { type Answer, answerStatus, socketAnswer, xnetRefusal } from './answer.js';
 import { methodNotAllowed, pathNotFound, upgradeRequired } from './api-errors.js';
@@ -38,7 +39,6 @@ import type { CommandRequest } from './remotecommand.js';
 import type { Route } from './routes.js';
 import type { SessionStart, SessionTracker, Subresource } from './sessions.js';
 import { serveSpdyCommand } from './spdy-command.js';
-import { acceptSpdy, negotiateSpdy, noCommonProtocol } from './spdy-handshake.js';
 import { servePortForward } from './spdy-portforward.js';
 import { serveWsCommand } from './ws-command.js';
 import {

@@ -1,34 +1,19 @@
 /**
  * exec/attach over a Kubernetes WebSocket, served the way `wsstream.Conn` serves it (docs/protocols.md
- * §3.3): the legacy protocols of the CRI server and v5 of the apiserver's StreamTranslator.
- * Right after the handshake an empty "established" message goes to the lowest requested writable
- * channel; at the end the status goes on channel 3 (v4/v5 JSON; older: text on failure only),
- * then Close 1000. v5 adds CLOSE `[255, ch]`: it half-closes stdin; a malformed one ends the
- * session as a protocol error.
+ * §3.3): the legacy protocols of the CRI server and v5 of the apiserver's StreamTranslator. The
+ * WebSocket endpoint and the process; like x/net, undecodable base64 is dropped, and TCP is closed
+ * soon after the Close frame.
  */
-import type { RawData, WebSocket } from 'ws';
-import {
-  CH_CLOSE,
-  CH_ERROR,
-  CH_RESIZE,
-  CH_STDERR,
-  CH_STDIN,
-  CH_STDOUT,
-  type ChannelMessage,
-  type ChannelProtocolError,
-  decodeMessage,
-  parseClosePayload,
-} from '../channel/codec.js';
-import { sendChannel } from '../channel/send.js';
+import type { WebSocket } from 'ws';
+import type { ChannelProtocolError } from '../channel/codec.js';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import type { Logger } from '../observe/logger.js';
-import { type CommandRequest, type CommandStreams, runCommand } from './remotecommand.js';
+import { nodeStreams } from '../remotecommand/node-streams.js';
+import { WsEndpoint } from '../remotecommand/ws-endpoint.js';
+import { type CommandRequest, runCommand } from './remotecommand.js';
 import type { ActiveSession } from './sessions.js';
 import type { StreamWants } from './spdy-command.js';
-import { statusBytes } from './status-bytes.js';
-import { ChannelReader, ChannelWriter } from './ws-channels.js';
 
-const EMPTY = Buffer.alloc(0);
 /** x/net closes TCP right after its Close frame; a peer that lingers is cut after this. */
 const CLOSE_LINGER_MS = 1000;
 
@@ -40,57 +25,23 @@ export function serveWsCommand(
   session: ActiveSession,
   log: Logger,
 ): void {
-  const base64 = version.base64;
-  const stdin = wants.stdin ? new ChannelReader(ws) : undefined;
-  const resize = wants.tty ? new ChannelReader(ws) : undefined;
-  const stderrWanted = wants.stderr && !wants.tty;
-  const io: CommandStreams = {
-    stdin,
-    resize,
-    stdout: wants.stdout ? new ChannelWriter(ws, CH_STDOUT, base64) : undefined,
-    stderr: stderrWanted ? new ChannelWriter(ws, CH_STDERR, base64) : undefined,
-  };
   let protocolError: ChannelProtocolError | undefined;
-
-  const established = wants.stdout ? CH_STDOUT : stderrWanted ? CH_STDERR : CH_ERROR;
-  sendChannel(ws, established, EMPTY, base64);
-
-  ws.on('message', (data: RawData, isBinary: boolean) => {
-    let msg: ChannelMessage | null;
-    try {
-      // x/net takes text and binary frames alike; undecodable base64 is dropped
-      msg = decodeMessage(data as Buffer, isBinary || !base64, base64);
-    } catch {
-      return;
-    }
-    if (msg === null) return;
-    if (msg.channel === CH_STDIN) stdin?.feed(msg.payload);
-    else if (msg.channel === CH_RESIZE) resize?.feed(msg.payload);
-    else if (msg.channel === CH_CLOSE && version.wsClose) onClose(msg.payload);
-  });
-
-  const onClose = (payload: Buffer) => {
-    try {
-      const ch = parseClosePayload(payload);
-      if (ch === CH_STDIN) stdin?.finish();
-      else if (ch === CH_RESIZE) resize?.finish();
-    } catch (err) {
-      protocolError = err as ChannelProtocolError;
-      log.info({ id: session.id, err: protocolError.message }, 'v5 protocol error; ending the session');
-      ws.close(protocolError.closeCode, protocolError.message);
+  const endpoint = new WsEndpoint(ws, {
+    version,
+    wants,
+    dropUndecodable: true,
+    onProtocolError: (err) => {
+      protocolError = err;
+      log.info({ id: session.id, err: err.message }, 'v5 protocol error; ending the session');
       session.abort();
-    }
-  };
-
-  ws.on('close', () => {
-    stdin?.finish();
-    resize?.finish();
-    session.abort();
+    },
+    onClose: () => session.abort(),
   });
   ws.on('error', () => {});
-  ws.resume(); // accepted paused (src/channel/ws-accept.ts): read once the listeners are in place
+  const streams = nodeStreams(endpoint);
+  endpoint.start(); // accepted paused (src/channel/ws-accept.ts): read once the streams are connected
 
-  runCommand(req, io, session.signal).then(
+  runCommand(req, streams, session.signal).then(
     (result) => {
       if (ws.readyState !== ws.OPEN) {
         session.end({
@@ -99,9 +50,7 @@ export function serveWsCommand(
         });
         return;
       }
-      const bytes = statusBytes(result.status, version.jsonStatus);
-      if (bytes.length > 0) sendChannel(ws, CH_ERROR, bytes, base64);
-      ws.close(1000);
+      endpoint.finish(result);
       setTimeout(() => ws.terminate(), CLOSE_LINGER_MS).unref();
       session.end({ exitCode: result.exitCode, status: result.status.status, closeReason: 'completed' });
     },

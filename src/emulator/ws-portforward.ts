@@ -8,10 +8,11 @@ import net from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import { decodeMessage, encodePortPreamble } from '../channel/codec.js';
 import { sendChannel } from '../channel/send.js';
+import { sinkWritable } from '../remotecommand/node-streams.js';
+import { channelSink } from '../remotecommand/ws-channel-io.js';
 import type { Pod } from './pod.js';
 import type { ActiveSession } from './sessions.js';
 import { connectionRefusedText } from './spdy-portforward.js';
-import { ChannelWriter } from './ws-channels.js';
 
 /** The kubelet's reading of `port=` values (§4.2): a list of ports, or the error it answers. */
 export function parsePorts(values: readonly string[]): number[] | string {
@@ -63,7 +64,7 @@ export function serveWsPortForward(
       sockets[i] = undefined;
       pairDone();
     });
-    socket.pipe(new ChannelWriter(ws, 2 * i, base64), { end: false });
+    socket.pipe(sinkWritable(channelSink(ws, 2 * i, base64)), { end: false });
   });
 
   ws.on('message', (data: RawData, isBinary: boolean) => {

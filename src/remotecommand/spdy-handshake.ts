@@ -7,12 +7,11 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HEADER_STREAM_PROTOCOL, negotiate, splitProtocolHeader, UPGRADE_SPDY } from '../k8s/protocols.js';
-import type { HeaderPairs } from './answer.js';
 
 export interface SpdyRefusal {
   code: number;
   message: string;
-  headers: HeaderPairs;
+  headers: [name: string, value: string][];
 }
 
 export type SpdyNegotiation = { ok: true; protocol: string } | ({ ok: false } & SpdyRefusal);
@@ -57,8 +56,14 @@ export function noCommonProtocol(
   };
 }
 
+/**
+ * The 101 that echoes the negotiated protocol: without it client-go assumes v1 (§2.1). `extraLines`:
+ * more header lines, each ending in CRLF.
+ */
+export function spdyUpgradeResponse(protocol: string, extraLines = ''): string {
+  return `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE_SPDY}\r\nX-Stream-Protocol-Version: ${protocol}\r\n${extraLines}\r\n`;
+}
+
 export function acceptSpdy(socket: Duplex, protocol: string): void {
-  socket.write(
-    `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE_SPDY}\r\nX-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
-  );
+  socket.write(spdyUpgradeResponse(protocol));
 }

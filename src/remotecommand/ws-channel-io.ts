@@ -1,0 +1,114 @@
+/**
+ * Sources and sinks over the channels of a Kubernetes WebSocket (docs/protocols.md §3.3). All
+ * channels share one socket: a sink sends unfragmented channel messages (channel/send.ts) and is
+ * congested when the socket is; the sources are fed by the session's message handler, and the
+ * socket is paused while any of them, or the session itself, holds it.
+ */
+import type { RawData, WebSocket } from 'ws';
+import { sendChannel } from '../channel/send.js';
+import { afterWsFlush, wsCongested } from '../channel/ws-flow.js';
+import type { Sink, Source } from './flow.js';
+
+const noop = () => {};
+
+export function channelSink(ws: WebSocket, channel: number, base64: boolean, end: () => void = noop): Sink {
+  return {
+    write(chunk) {
+      sendChannel(ws, channel, chunk, base64);
+      return !wsCongested(ws);
+    },
+    afterFlush: (next) => afterWsFlush(ws, next),
+    end,
+  };
+}
+
+/** Pauses a WebSocket while anyone holds it; once disposed it reads again for good. */
+export class PauseGate {
+  private held = 0;
+  private disposed = false;
+
+  constructor(private readonly ws: WebSocket) {}
+
+  hold(): void {
+    if (this.held++ === 0 && !this.disposed) this.ws.pause();
+  }
+
+  release(): void {
+    if (--this.held === 0 && !this.disposed) this.ws.resume();
+  }
+
+  /** The session is over: a paused WebSocket could not complete its close handshake. */
+  dispose(): void {
+    this.disposed = true;
+    this.ws.resume();
+  }
+}
+
+/** One channel's incoming payloads. */
+export class ChannelSource implements Source {
+  private data: (chunk: Buffer) => void = noop;
+  private onEnd: () => void = noop;
+  private ended = false;
+  private paused = false;
+
+  constructor(private readonly gate: PauseGate) {}
+
+  read(data: (chunk: Buffer) => void, end: () => void): void {
+    this.data = data;
+    this.onEnd = end;
+  }
+
+  /** A message's payload for this channel; dropped after the channel's end. */
+  deliver(payload: Buffer): void {
+    if (!this.ended) this.data(payload);
+  }
+
+  /** The channel was half-closed (v5 CLOSE) or the WebSocket went away. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.onEnd();
+  }
+
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.gate.hold();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.gate.release();
+  }
+}
+
+/**
+ * One side of a channel session on a WebSocket, server or client: it reads nothing until start(),
+ * once its sources are connected, and nothing after stop().
+ */
+export abstract class ChannelPeer {
+  protected readonly gate: PauseGate;
+  private stopped = false;
+
+  constructor(protected readonly ws: WebSocket) {
+    this.gate = new PauseGate(ws);
+    this.gate.hold(); // released by start()
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (!this.stopped) this.onMessage(data as Buffer, isBinary);
+    });
+  }
+
+  start(): void {
+    this.gate.release();
+  }
+
+  /** Read nothing more. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.gate.dispose();
+  }
+
+  protected abstract onMessage(data: Buffer, isBinary: boolean): void;
+}
