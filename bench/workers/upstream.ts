@@ -22,7 +22,8 @@ import {
 import { sendChannel } from '../../src/channel/send.js';
 import { TunnelStream } from '../../src/channel/tunnel.js';
 import { acceptWebSocket, createWebSocketServer } from '../../src/channel/ws-accept.js';
-import { afterWsFlush, wsSocket } from '../../src/channel/ws-flow.js';
+import { afterWsFlush } from '../../src/channel/ws-flow.js';
+import { wsSocket } from '../../src/channel/ws-internals.js';
 import {
   HEADER_STREAM_PROTOCOL,
   headerHasToken,

@@ -6,8 +6,9 @@
 import http from 'node:http';
 import type { RawData } from 'ws';
 import { CH_ERROR, CH_STDIN, CH_STDOUT, decodeMessage, encodeClose } from '../../src/channel/codec.js';
-import { afterWsFlush, wsSocket } from '../../src/channel/ws-flow.js';
+import { afterWsFlush } from '../../src/channel/ws-flow.js';
 import { writeBinaryFrame } from '../../src/channel/ws-frame.js';
+import { wsSocket } from '../../src/channel/ws-internals.js';
 import { RC_V5 } from '../../src/k8s/protocols.js';
 import { dialWebSocket } from '../../src/upstream/dial.js';
 import { CLIENT_PING_MS, type OpenExec, serveExecClient } from '../lib/exec-client.js';

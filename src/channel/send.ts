@@ -6,8 +6,8 @@
  */
 import type { WebSocket } from 'ws';
 import { encodeBase64 } from './codec.js';
-import { wsIsServerSide, wsSocket } from './ws-flow.js';
 import { writeBinaryFrame } from './ws-frame.js';
+import { wsIsServerSide, wsSocket } from './ws-internals.js';
 
 export const MAX_CHANNEL_MESSAGE = 32 * 1024;
 

@@ -9,8 +9,9 @@
 import { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { ChannelProtocolError } from './codec.js';
-import { afterWsFlush, wsIsServerSide, wsSocket } from './ws-flow.js';
+import { afterWsFlush } from './ws-flow.js';
 import { writeBinaryFrame } from './ws-frame.js';
+import { wsIsServerSide, wsSocket } from './ws-internals.js';
 
 export class TunnelStream extends Duplex {
   /** Why the WebSocket closed, once it did. */

@@ -7,9 +7,6 @@ import type { WebSocket } from 'ws';
 import { congested } from '../io/write-batch.js';
 import { wsSocket } from './ws-internals.js';
 
-// the transport and role of a WebSocket, for the writers that already import them from here
-export { wsIsServerSide, wsSocket } from './ws-internals.js';
-
 /** True when writers to this WebSocket should wait (see write-batch.ts). */
 export function wsCongested(ws: WebSocket): boolean {
   const socket = wsSocket(ws);

@@ -11,7 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServer } from 'ws';
 import { TunnelStream } from '../channel/tunnel.js';
-import { wsSocket } from '../channel/ws-flow.js';
+import { wsSocket } from '../channel/ws-internals.js';
 import {
   HEADER_STREAM_PROTOCOL,
   negotiate,

@@ -5,7 +5,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { SPDY_REMOTECOMMAND_SERVER, UPGRADE_SPDY } from '../k8s/protocols.js';
+import { SPDY_REMOTECOMMAND_SERVER } from '../k8s/protocols.js';
+import { noCommonProtocol, spdyUpgradeResponse } from '../remotecommand/spdy-handshake.js';
 import { type Refusal, syntheticRefusal } from '../upstream/dial.js';
 import { VIA_LINE } from './via.js';
 
@@ -16,9 +17,9 @@ export function responseHead(status: number, message: string, rawHeaders: string
   return `${head}${VIA_LINE}\r\n`;
 }
 
-/** The 101 that accepts a SPDY client's upgrade with `protocol` (§2.1). */
-export function spdyUpgradeResponse(protocol: string): string {
-  return `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE_SPDY}\r\nX-Stream-Protocol-Version: ${protocol}\r\n${VIA_LINE}\r\n`;
+/** The 101 that accepts a SPDY client's upgrade with `protocol` (§2.1), with our Via line. */
+export function spdyUpgradeAnswer(protocol: string): string {
+  return spdyUpgradeResponse(protocol, VIA_LINE);
 }
 
 /** Replay a refusal on the raw client socket, then close it (what the apiserver's relay does, §5.3). */
@@ -41,14 +42,11 @@ export function refusalNoProtocol(): Refusal {
   return { statusCode: 403, statusMessage: 'Forbidden', rawHeaders: [], body: Buffer.alloc(0) };
 }
 
-/** What the CRI answers when no SPDY protocol matches (§2.1). */
+/** What the CRI answers when no SPDY protocol matches (§2.1), as a refusal to replay. */
 export function refusalNoSpdyProtocol(offered: string[]): Refusal {
-  const rawHeaders: string[] = ['Content-Type', 'text/plain; charset=utf-8'];
-  for (const p of SPDY_REMOTECOMMAND_SERVER) rawHeaders.push('X-Accepted-Stream-Protocol-Versions', p);
-  const body = Buffer.from(
-    `unable to upgrade: unable to negotiate protocol: client supports [${offered.join(' ')}], server accepts [${SPDY_REMOTECOMMAND_SERVER.join(' ')}]`,
-  );
-  return { statusCode: 403, statusMessage: 'Forbidden', rawHeaders, body };
+  const { message, headers } = noCommonProtocol(offered, SPDY_REMOTECOMMAND_SERVER);
+  const rawHeaders = ['Content-Type', 'text/plain; charset=utf-8', ...headers.flat()];
+  return { statusCode: 403, statusMessage: 'Forbidden', rawHeaders, body: Buffer.from(message) };
 }
 
 /** ws would answer these itself with a 400 and no callback; we check first so nothing dangles. */

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ChannelProtocolError } from '../../src/channel/codec.js';
 import { TunnelStream } from '../../src/channel/tunnel.js';
-import { wsSocket } from '../../src/channel/ws-flow.js';
+import { wsSocket } from '../../src/channel/ws-internals.js';
 import { waitFor, withTimeout } from '../support/wait.js';
 
 interface Pair {

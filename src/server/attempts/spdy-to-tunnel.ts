@@ -2,7 +2,7 @@
 import { relay } from '../../bridge/relay.js';
 import { TunnelStream } from '../../channel/tunnel.js';
 import { TUNNEL_PREFIX } from '../../k8s/protocols.js';
-import { spdyUpgradeResponse } from '../http-answers.js';
+import { spdyUpgradeAnswer } from '../http-answers.js';
 import type { Attempt } from './attempt.js';
 
 export const spdyToTunnel: Attempt = {
@@ -14,7 +14,7 @@ export const spdyToTunnel: Attempt = {
     const dialed = await ctx.dialWebSocket(sr.client.offered.map((p) => TUNNEL_PREFIX + p));
     if (!dialed.ok) return dialed.refusal;
     const protocol = dialed.protocol.slice(TUNNEL_PREFIX.length);
-    socket.write(spdyUpgradeResponse(protocol));
+    socket.write(spdyUpgradeAnswer(protocol));
     const record = ctx.record(`spdy/${protocol}`, `websocket/${dialed.protocol}`, 'translate');
     const ws = dialed.ws;
     const stopKeepalive = ctx.keepAlive(ws, record);

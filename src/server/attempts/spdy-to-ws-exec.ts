@@ -8,7 +8,7 @@ import {
   SPDY_REMOTECOMMAND_SERVER,
 } from '../../k8s/protocols.js';
 import { execStreams } from '../../k8s/stream-request.js';
-import { refusalNoSpdyProtocol, spdyUpgradeResponse } from '../http-answers.js';
+import { refusalNoSpdyProtocol, spdyUpgradeAnswer } from '../http-answers.js';
 import type { Attempt } from './attempt.js';
 
 export const spdyToWsExec: Attempt = {
@@ -31,7 +31,7 @@ export const spdyToWsExec: Attempt = {
     }
     if (!dialed.ok) return dialed.refusal;
     const upstreamVersion = remoteCommandVersion(dialed.protocol) ?? remoteCommandVersion(RC_V4)!;
-    socket.write(spdyUpgradeResponse(clientVersion.name));
+    socket.write(spdyUpgradeAnswer(clientVersion.name));
     const client = ctx.spdySession(socket, 'server', head);
     const record = ctx.record(`spdy/${clientVersion.name}`, `websocket/${upstreamVersion.name}`, 'translate');
     void bridgeSpdyToWsExec({
