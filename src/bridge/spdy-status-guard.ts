@@ -40,6 +40,8 @@ export class SpdyStatusGuard {
   /** What the session's streams say: its status and its recording. */
   readonly exec: RelayedExec;
   private statusSeen = false;
+  /** The client said goodbye (GOAWAY, its error stream reset) before any status came. */
+  private clientLeft = false;
   /** Where the upstream's chunk being read begins, and where in it a status must go. */
   private chunkStart = 0;
   private cut: number | undefined;
@@ -62,6 +64,12 @@ export class SpdyStatusGuard {
         onData: (id, payload) => {
           const channel = this.channels.get(id);
           if (channel !== undefined && payload.length > 0) this.exec.fromClient(channel, payload);
+        },
+        onRstStream: (id) => {
+          if (id === this.errorStreamId) this.clientLeft = true;
+        },
+        onGoAway: () => {
+          this.clientLeft = true;
         },
       },
       upstream: {
@@ -106,7 +114,20 @@ export class SpdyStatusGuard {
     if (this.statusSeen || this.cut !== undefined || this.errorStreamId === undefined) return;
     // v1–v3 write nothing on success: their silence is not a failure
     if (!this.version.jsonStatus) return;
+    if (this.leftFirst()) return;
     this.cut = frameOffset - this.chunkStart;
+  }
+
+  /**
+   * The client went first (kubectl cp from a pod exits once its tar reader has read the archive's
+   * end, before the status): the upstream's statusless end answers that, it is not a failure to
+   * report. The session counts as one the client left early, as the translators count it.
+   */
+  private leftFirst(): boolean {
+    if (!this.clientLeft && !this.client.readableEnded) return false;
+    if (this.record.outcome !== 'error') this.record.outcome = 'failure';
+    this.record.note('statusGuard', 'the client left before the status');
+    return true;
   }
 
   /** A DATA frame with the Failure status on the client's error stream; the session is now an error. */
@@ -125,6 +146,7 @@ export class SpdyStatusGuard {
       return;
     // v1–v3 write nothing on success, so only a failed connection can be told apart there
     if (!this.version.jsonStatus && error === undefined) return;
+    if (error === undefined && this.leftFirst()) return;
     const upstream = this.tap.upstream;
     const fill = upstream.dataMissing;
     if ((!upstream.atFrameBoundary && fill === 0) || fill > MAX_FILL) {

@@ -6,15 +6,21 @@
  * into the relay).
  */
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
+import { Duplex, PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { PortForwardObserver } from '../../src/bridge/portforward-observer.js';
 import { SessionRecord } from '../../src/bridge/session-record.js';
 import { SpdyStatusGuard } from '../../src/bridge/spdy-status-guard.js';
 import { remoteCommandVersion } from '../../src/k8s/protocols.js';
 import type { Logger } from '../../src/observe/logger.js';
-import { FLAG_FIN, RstStatus, SpdyProtocolError } from '../../src/spdy/constants.js';
-import { dataFrameHeader, pingFrame, rstStreamFrame, synStreamFrame } from '../../src/spdy/frame-writer.js';
+import { FLAG_FIN, GoAwayStatus, RstStatus, SpdyProtocolError } from '../../src/spdy/constants.js';
+import {
+  dataFrameHeader,
+  goAwayFrame,
+  pingFrame,
+  rstStreamFrame,
+  synStreamFrame,
+} from '../../src/spdy/frame-writer.js';
 import { HeaderCompressor } from '../../src/spdy/header-block.js';
 import { SpdyTap, type TapDirectionName } from '../../src/spdy/tap.js';
 
@@ -163,4 +169,45 @@ test('port-forward observer: a bug while counting ends the session as an interna
   assert.equal(record.outcome, 'error');
   assert.deepEqual(aborted, ['internal error in the port-forward observer: a bug counting a connection']);
   assert.doesNotThrow(() => hooks.onUpstreamData?.(data(1, 'x')));
+});
+
+test('status guard: an upstream that ends without a status gets one put in, unless the client left first', async () => {
+  const v4 = remoteCommandVersion('v4.channel.k8s.io')!;
+  const errorSyn = () => synStreamFrame(1, 0, 0, new HeaderCompressor().compress({ streamtype: 'error' }));
+  const upstreamReset = rstStreamFrame(1, RstStatus.CANCEL);
+
+  // the client is still there: a Failure status goes in before the upstream's reset
+  const stayed = sessionRecord(capturingLogger().log);
+  const guard = new SpdyStatusGuard(v4, new PassThrough(), capturingLogger().log, stayed.record);
+  guard.onClientData(errorSyn());
+  const put = guard.onUpstreamData(upstreamReset);
+  assert.equal(put?.length, 3, 'a status frame between the chunk halves');
+  assert.equal(stayed.record.outcome, 'error');
+
+  // the client said GOAWAY first (kubectl cp exits once the archive's end is read): nothing to tell
+  const left = sessionRecord(capturingLogger().log);
+  const afterGoAway = new SpdyStatusGuard(v4, new PassThrough(), capturingLogger().log, left.record);
+  afterGoAway.onClientData(Buffer.concat([errorSyn(), goAwayFrame(0, GoAwayStatus.OK)]));
+  assert.equal(afterGoAway.onUpstreamData(upstreamReset), undefined);
+  assert.equal(left.record.outcome, 'failure');
+
+  // the client's connection ended (its FIN read, our side still open) before the upstream's clean
+  // end: nothing is written to it
+  const ended = sessionRecord(capturingLogger().log);
+  const written: Buffer[] = [];
+  const client = new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, callback) {
+      written.push(chunk);
+      callback();
+    },
+  });
+  const afterFin = new SpdyStatusGuard(v4, client, capturingLogger().log, ended.record);
+  afterFin.onClientData(errorSyn());
+  client.push(null);
+  client.resume();
+  await new Promise((resolve) => client.once('end', resolve));
+  afterFin.onUpstreamEnd(undefined);
+  assert.deepEqual(written, []);
+  assert.equal(ended.record.outcome, 'failure');
 });
