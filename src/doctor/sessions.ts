@@ -9,6 +9,8 @@ import type { RawData, WebSocket } from 'ws';
 import { CH_ERROR, decodeMessage } from '../channel/codec.js';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import { decodeStatus, type StatusOutcome } from '../k8s/status.js';
+import type { ExecStreams } from '../k8s/stream-request.js';
+import { openSpdyExecutor } from '../remotecommand/spdy-executor.js';
 import { SpdySession } from '../spdy/session.js';
 
 export interface SessionEnd {
@@ -20,12 +22,14 @@ export interface SessionEnd {
   elapsedMs: number;
 }
 
-/** A status is a few hundred bytes; anything past this is not one. */
-const MAX_STATUS_BYTES = 64 * 1024;
+/** What the doctor's exec asks for: the output, which it reads and drops, and the status. */
+const OUTPUT_ONLY: ExecStreams = { stdin: false, stdout: true, stderr: true, tty: false };
+const drop = () => {};
 
 /**
- * An exec over an upgraded SPDY connection asking for stdout and stderr: open error, stdout, stderr
- * in client-go's order, drain the output, read the error stream to its end. Gives up at `deadlineMs`.
+ * An exec over an upgraded SPDY connection asking for stdout and stderr, through the executor the
+ * bridges use (remotecommand/spdy-executor.ts): the output is drained, the status read to the end
+ * of the session. Gives up at `deadlineMs`.
  */
 export async function runSpdyExec(
   socket: Duplex,
@@ -39,12 +43,11 @@ export async function runSpdyExec(
     session.once('close', (err) => resolve(err ? err.message : 'the connection closed')),
   );
   try {
-    const ended = (async () => {
-      const error = await session.openStream({ streamtype: 'error' });
-      const bytes = collect(error);
-      for (const type of ['stdout', 'stderr']) (await session.openStream({ streamtype: type })).resume();
-      return bytes;
-    })();
+    const ended = new Promise<Buffer>((resolve, reject) => {
+      openSpdyExecutor(session, OUTPUT_ONLY, version, resolve).then((streams) => {
+        for (const output of [streams.stdout, streams.stderr]) output?.read(drop, drop);
+      }, reject);
+    });
     const bytes = await within(ended, deadlineMs);
     const elapsedMs = performance.now() - started;
     if (bytes === undefined) return { elapsedMs };
@@ -135,19 +138,6 @@ export class PortForwardSession {
   close(): void {
     this.session.close();
   }
-}
-
-function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    stream.on('data', (chunk: Buffer) => {
-      if (size >= MAX_STATUS_BYTES) return;
-      chunks.push(chunk);
-      size += chunk.length;
-    });
-    stream.once('end', () => resolve(Buffer.concat(chunks)));
-  });
 }
 
 /** `p`'s value, or undefined when it takes longer than `ms`. */
