@@ -88,7 +88,10 @@ export class StreamRouter {
           return;
         }
         const message = `kubeshim could not reach the upstream for ${sr.subresource}: ${(err as Error).message}`;
-        ctx.log.warn({ err: (err as Error).message, upstream }, 'upstream dial failed');
+        ctx.log.warn(
+          { err: (err as Error).message, upstream, attempt: attempt.name },
+          'upstream dial failed',
+        );
         trail?.rejected(502, message);
         replyRefusal(socket, syntheticRefusal(502, message));
         return;
@@ -105,7 +108,10 @@ export class StreamRouter {
       if (next) {
         const reason = `upstream refused ${upstream} with ${refusal.statusCode}`;
         metrics?.fallback(sr.subresource, `${upstream}-refused-${refusal.statusCode}`);
-        ctx.log.info({ from: upstream, to: next.upstream(sr), reason }, 'auto: trying the other protocol');
+        ctx.log.info(
+          { from: upstream, to: next.upstream(sr), attempt: next.name, reason },
+          'auto: trying the other protocol',
+        );
         this.choices.forget(this.choiceKey(sr));
       }
     }
