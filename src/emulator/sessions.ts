@@ -5,9 +5,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
+import type { Subresource } from '../k8s/stream-request.js';
 import type { Logger } from '../observe/logger.js';
-
-export type Subresource = 'exec' | 'attach' | 'portforward';
 
 /** Which component of a real cluster would have served the session (docs/protocols.md §5). */
 export type ServedBy = 'cri' | 'translator' | 'tunnel';

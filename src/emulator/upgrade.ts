@@ -27,6 +27,7 @@ import {
   WS_LEGACY_PORTFORWARD,
   WS_LEGACY_REMOTECOMMAND,
 } from '../k8s/protocols.js';
+import type { Subresource } from '../k8s/stream-request.js';
 import type { Logger } from '../observe/logger.js';
 import { acceptSpdy, negotiateSpdy, noCommonProtocol } from '../remotecommand/spdy-handshake.js';
 import { SpdySession } from '../spdy/session.js';
@@ -37,7 +38,7 @@ import type { GenerationTraits } from './generation.js';
 import { type CommandTarget, isStatus, type PortForwardTarget, resolvePodTarget } from './pod-target.js';
 import type { CommandRequest } from './remotecommand.js';
 import type { Route } from './routes.js';
-import type { SessionStart, SessionTracker, Subresource } from './sessions.js';
+import type { SessionStart, SessionTracker } from './sessions.js';
 import { serveSpdyCommand } from './spdy-command.js';
 import { servePortForward } from './spdy-portforward.js';
 import { serveWsCommand } from './ws-command.js';
