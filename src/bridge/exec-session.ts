@@ -19,19 +19,35 @@ export interface ExecBridgeParams<Client, Upstream> {
 
 /** The session's byte counts (stdin in, output out) and its recording, fed as the bytes pass. */
 export function recordTaps(record: SessionRecord): SessionTaps {
+  const taps = new RecordTaps(record);
   return {
-    stdin: (chunk) => {
-      record.bytesIn += chunk.length;
-      record.tap?.input(chunk);
-    },
-    resize: (chunk) => record.tap?.resize(chunk),
-    stdout: (chunk) => {
-      record.bytesOut += chunk.length;
-      record.tap?.output(chunk, false);
-    },
-    stderr: (chunk) => {
-      record.bytesOut += chunk.length;
-      record.tap?.output(chunk, true);
-    },
+    stdin: taps.stdin.bind(taps),
+    resize: taps.resize.bind(taps),
+    stdout: taps.stdout.bind(taps),
+    stderr: taps.stderr.bind(taps),
   };
+}
+
+/** The four taps as methods of one object, bound once per session. */
+class RecordTaps {
+  constructor(private readonly record: SessionRecord) {}
+
+  stdin(chunk: Buffer): void {
+    this.record.bytesIn += chunk.length;
+    this.record.tap?.input(chunk);
+  }
+
+  resize(chunk: Buffer): void {
+    this.record.tap?.resize(chunk);
+  }
+
+  stdout(chunk: Buffer): void {
+    this.record.bytesOut += chunk.length;
+    this.record.tap?.output(chunk, false);
+  }
+
+  stderr(chunk: Buffer): void {
+    this.record.bytesOut += chunk.length;
+    this.record.tap?.output(chunk, true);
+  }
 }

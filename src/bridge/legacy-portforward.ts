@@ -16,8 +16,8 @@ import { decodeMessage, encodePortPreamble } from '../channel/codec.js';
 import { sendChannel } from '../channel/send.js';
 import type { Logger } from '../observe/logger.js';
 import { pipe } from '../remotecommand/flow.js';
-import { streamSink, streamSource } from '../remotecommand/spdy-stream-io.js';
-import { ChannelSource, channelSink, PauseGate } from '../remotecommand/ws-channel-io.js';
+import { StreamSink, StreamSource } from '../remotecommand/spdy-stream-io.js';
+import { ChannelSink, ChannelSource, PauseGate } from '../remotecommand/ws-channel-io.js';
 import type { SpdySession } from '../spdy/session.js';
 import { clientProtocolError, onClientProtocolError } from './client-protocol-error.js';
 import { type KeepaliveOptions, keepWebSocketAlive } from './keepalive.js';
@@ -142,11 +142,11 @@ class LegacyPortForward {
     record.note('connections', ++this.connections);
     const fromClient = new ChannelSource(this.gate);
     this.fromClient[i] = fromClient;
-    pipe(fromClient, streamSink(data), (chunk) => {
+    pipe(fromClient, new StreamSink(data), (chunk) => {
       record.bytesIn += chunk.length;
       figures.bytesIn += chunk.length;
     });
-    pipe(streamSource(data), channelSink(this.p.client, 2 * i, this.p.base64), (chunk) => {
+    pipe(new StreamSource(data), new ChannelSink(this.p.client, 2 * i, this.p.base64), (chunk) => {
       record.bytesOut += chunk.length;
       figures.bytesOut += chunk.length;
     });

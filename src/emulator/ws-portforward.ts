@@ -9,7 +9,7 @@ import type { RawData, WebSocket } from 'ws';
 import { decodeMessage, encodePortPreamble } from '../channel/codec.js';
 import { sendChannel } from '../channel/send.js';
 import { sinkWritable } from '../remotecommand/node-streams.js';
-import { channelSink } from '../remotecommand/ws-channel-io.js';
+import { ChannelSink } from '../remotecommand/ws-channel-io.js';
 import type { Pod } from './pod.js';
 import type { ActiveSession } from './sessions.js';
 import { connectionRefusedText } from './spdy-portforward.js';
@@ -64,7 +64,7 @@ export function serveWsPortForward(
       sockets[i] = undefined;
       pairDone();
     });
-    socket.pipe(sinkWritable(channelSink(ws, 2 * i, base64)), { end: false });
+    socket.pipe(sinkWritable(new ChannelSink(ws, 2 * i, base64)), { end: false });
   });
 
   ws.on('message', (data: RawData, isBinary: boolean) => {

@@ -53,21 +53,38 @@ export interface SessionTaps {
  * sink the source is still read (and tapped), and what it says is dropped.
  */
 export function pipe(source: Source, sink: Sink | undefined, tap: Tap): void {
-  let waiting = false;
-  const resume = () => {
-    waiting = false;
-    source.resume();
-  };
-  source.read(
-    (chunk) => {
-      tap(chunk);
-      if (sink === undefined || sink.write(chunk) || waiting) return;
-      waiting = true;
-      source.pause();
-      sink.afterFlush(resume);
-    },
-    () => sink?.end(),
-  );
+  new Pipe(source, sink, tap);
+}
+
+/** A pipe's state; its callbacks are bound once, so nothing is allocated per chunk or per wait. */
+class Pipe {
+  private waiting = false;
+  private readonly resumeSource = this.resume.bind(this);
+
+  constructor(
+    private readonly source: Source,
+    private readonly sink: Sink | undefined,
+    private readonly tap: Tap,
+  ) {
+    source.read(this.data.bind(this), this.end.bind(this));
+  }
+
+  private data(chunk: Buffer): void {
+    this.tap(chunk);
+    if (this.sink === undefined || this.sink.write(chunk) || this.waiting) return;
+    this.waiting = true;
+    this.source.pause();
+    this.sink.afterFlush(this.resumeSource);
+  }
+
+  private resume(): void {
+    this.waiting = false;
+    this.source.resume();
+  }
+
+  private end(): void {
+    this.sink?.end();
+  }
 }
 
 /** Connect a session's endpoint (facing the client) with its executor (facing the upstream). */

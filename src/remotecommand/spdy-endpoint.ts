@@ -10,7 +10,7 @@ import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import type { ExecStreams } from '../k8s/stream-request.js';
 import type { SpdySession, SpdySessionError, SpdyStream } from '../spdy/session.js';
 import type { EndpointStreams, Sink, Source } from './flow.js';
-import { endAndFlush, streamSink, streamSource } from './spdy-stream-io.js';
+import { endAndFlush, StreamSink, StreamSource } from './spdy-stream-io.js';
 import { type SessionStatus, statusBytes } from './status.js';
 import { knownStreamType, promisedStreams, type StreamType, stderrPromised } from './streams.js';
 
@@ -96,10 +96,10 @@ export class SpdyEndpoint implements EndpointStreams {
     for (const stream of this.streams.values()) if (stream !== stdin && stream !== resize) stream.resume();
     const stdout = get('stdout', wants.stdout);
     const stderr = get('stderr', stderrPromised(wants));
-    this.stdin = stdin && streamSource(stdin);
-    this.resize = resize && streamSource(resize);
-    this.stdout = stdout && streamSink(stdout);
-    this.stderr = stderr && streamSink(stderr);
+    this.stdin = stdin && new StreamSource(stdin);
+    this.resize = resize && new StreamSource(resize);
+    this.stdout = stdout && new StreamSink(stdout);
+    this.stderr = stderr && new StreamSink(stderr);
     if (this.opts.v1Quirks && version.version === 1) {
       this.streams.get('stdin')?.end();
       this.streams.get('error')?.reset();

@@ -7,7 +7,7 @@ import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import type { ExecStreams } from '../k8s/stream-request.js';
 import type { SpdySession, SpdyStream } from '../spdy/session.js';
 import type { ExecutorStreams, Source } from './flow.js';
-import { streamSink, streamSource } from './spdy-stream-io.js';
+import { StreamSink, StreamSource } from './spdy-stream-io.js';
 import { type OnUpstreamEnd, StatusBytes } from './status.js';
 import { promisedStreams } from './streams.js';
 
@@ -30,7 +30,7 @@ export async function openSpdyExecutor(
   };
   const output = (stream: SpdyStream): Source => {
     stream.once('end', readerEnded);
-    return streamSource(stream);
+    return new StreamSource(stream);
   };
   for (const type of types) {
     const stream = await session.openStream({ streamtype: type });
@@ -39,7 +39,7 @@ export async function openSpdyExecutor(
       stream.once('end', readerEnded);
     } else if (type === 'stdout') streams.stdout = output(stream);
     else if (type === 'stderr') streams.stderr = output(stream);
-    else streams[type] = streamSink(stream);
+    else streams[type] = new StreamSink(stream);
   }
   return streams;
 }

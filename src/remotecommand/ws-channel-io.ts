@@ -11,15 +11,27 @@ import type { Sink, Source } from './flow.js';
 
 const noop = () => {};
 
-export function channelSink(ws: WebSocket, channel: number, base64: boolean, end: () => void = noop): Sink {
-  return {
-    write(chunk) {
-      sendChannel(ws, channel, chunk, base64);
-      return !wsCongested(ws);
-    },
-    afterFlush: (next) => afterWsFlush(ws, next),
-    end,
-  };
+/** One channel's outgoing messages; congested when the socket is. */
+export class ChannelSink implements Sink {
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly channel: number,
+    private readonly base64: boolean,
+    private readonly onEnd: () => void = noop,
+  ) {}
+
+  write(chunk: Buffer): boolean {
+    sendChannel(this.ws, this.channel, chunk, this.base64);
+    return !wsCongested(this.ws);
+  }
+
+  afterFlush(next: () => void): void {
+    afterWsFlush(this.ws, next);
+  }
+
+  end(): void {
+    this.onEnd();
+  }
 }
 
 /** Pauses a WebSocket while anyone holds it; once disposed it reads again for good. */

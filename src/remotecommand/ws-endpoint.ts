@@ -24,7 +24,7 @@ import type { ExecStreams } from '../k8s/stream-request.js';
 import type { EndpointStreams, Sink } from './flow.js';
 import { type SessionStatus, statusBytes } from './status.js';
 import { establishedChannel, stderrPromised } from './streams.js';
-import { ChannelPeer, ChannelSource, channelSink } from './ws-channel-io.js';
+import { ChannelPeer, ChannelSink, ChannelSource } from './ws-channel-io.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -54,8 +54,8 @@ export class WsEndpoint extends ChannelPeer implements EndpointStreams {
     const { wants, version } = opts;
     this.stdin = wants.stdin ? new ChannelSource(this.gate) : undefined;
     this.resize = new ChannelSource(this.gate);
-    this.stdout = wants.stdout ? channelSink(ws, CH_STDOUT, version.base64) : undefined;
-    this.stderr = stderrPromised(wants) ? channelSink(ws, CH_STDERR, version.base64) : undefined;
+    this.stdout = wants.stdout ? new ChannelSink(ws, CH_STDOUT, version.base64) : undefined;
+    this.stderr = stderrPromised(wants) ? new ChannelSink(ws, CH_STDERR, version.base64) : undefined;
     sendChannel(ws, establishedChannel(wants), EMPTY, version.base64);
     ws.on('close', (code: number, reason: Buffer) => {
       opts.onClose(code, reason.toString());

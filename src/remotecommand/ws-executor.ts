@@ -22,7 +22,7 @@ import type { Logger } from '../observe/logger.js';
 import type { ExecutorStreams, Sink } from './flow.js';
 import { type OnUpstreamEnd, StatusBytes } from './status.js';
 import { stderrPromised } from './streams.js';
-import { ChannelPeer, ChannelSource, channelSink } from './ws-channel-io.js';
+import { ChannelPeer, ChannelSink, ChannelSource } from './ws-channel-io.js';
 
 export interface WsExecutorOptions {
   version: RemoteCommandVersion;
@@ -46,8 +46,10 @@ export class WsExecutor extends ChannelPeer implements ExecutorStreams {
   ) {
     super(ws);
     const { version, wants } = opts;
-    this.stdin = wants.stdin ? channelSink(ws, CH_STDIN, version.base64, () => this.endStdin()) : undefined;
-    this.resize = wants.tty ? channelSink(ws, CH_RESIZE, version.base64) : undefined;
+    this.stdin = wants.stdin
+      ? new ChannelSink(ws, CH_STDIN, version.base64, () => this.endStdin())
+      : undefined;
+    this.resize = wants.tty ? new ChannelSink(ws, CH_RESIZE, version.base64) : undefined;
     this.stdout = wants.stdout ? new ChannelSource(this.gate) : undefined;
     this.stderr = stderrPromised(wants) ? new ChannelSource(this.gate) : undefined;
     ws.on('close', (code: number, reason: Buffer) => {
