@@ -12,20 +12,13 @@ import type { Duplex } from 'node:stream';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import { encodeStatus, internalErrorStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
+import { streamChannel } from '../remotecommand/streams.js';
 import { GoAwayStatus, RstStatus } from '../spdy/constants.js';
 import { dataFrameHeader, goAwayFrame, rstStreamFrame } from '../spdy/frame-writer.js';
 import { SpdyTap, type TapDirectionName } from '../spdy/tap.js';
 import { RelayedExec } from './relayed-exec.js';
 import { SessionAborted, type SessionRecord } from './session-record.js';
 
-/** Stream types of remotecommand and the channel number each one has in the WebSocket protocols. */
-const STREAM_CHANNELS = new Map([
-  ['stdin', 0],
-  ['stdout', 1],
-  ['stderr', 2],
-  ['error', 3],
-  ['resize', 4],
-]);
 /** Streams followed; a client opening more than a session has is not followed further. */
 const STREAM_TYPES = 16;
 /** Padding a truncated DATA frame is worth it only when little is missing. */
@@ -57,7 +50,7 @@ export class SpdyStatusGuard {
       client: {
         onSynStream: (id, headers) => {
           this.streamIds.push(id);
-          const channel = STREAM_CHANNELS.get(headers['streamtype'] ?? '');
+          const channel = streamChannel(headers['streamtype']);
           if (channel !== undefined && this.channels.size < STREAM_TYPES) this.channels.set(id, channel);
           if (headers['streamtype'] === 'error') this.errorStreamId = id;
         },

@@ -4,18 +4,18 @@
  * (which then get "Upgrade request required") and upgrades.
  */
 import type { Status } from '../k8s/status.js';
+import type { ExecStreams } from '../k8s/stream-request.js';
 import { badRequest, notFound } from './api-errors.js';
 import type { Cluster } from './cluster.js';
 import { Container } from './container.js';
 import type { Pod } from './pod.js';
-import type { StreamWants } from './spdy-command.js';
 
 export interface CommandTarget {
   subresource: 'exec' | 'attach';
   pod: Pod;
   container: Container;
   command: string[];
-  wants: StreamWants;
+  wants: ExecStreams;
 }
 
 export interface PortForwardTarget {
@@ -49,13 +49,13 @@ export function resolvePodTarget(
   if (subresource === 'portforward') return { subresource, pod, ports: query.getAll('ports') };
   const container = pod.resolveContainer(query.get('container') ?? undefined);
   if (!(container instanceof Container)) return container;
-  const flags: Record<keyof StreamWants, boolean> = {
+  const flags: Record<keyof ExecStreams, boolean> = {
     stdin: false,
     stdout: false,
     stderr: false,
     tty: false,
   };
-  for (const key of Object.keys(flags) as (keyof StreamWants)[]) {
+  for (const key of Object.keys(flags) as (keyof ExecStreams)[]) {
     const v = parseBool(query, key);
     if (typeof v !== 'boolean') return v;
     flags[key] = v;

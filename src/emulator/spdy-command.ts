@@ -5,6 +5,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
+import type { ExecStreams } from '../k8s/stream-request.js';
 import type { Logger } from '../observe/logger.js';
 import { nodeStreams } from '../remotecommand/node-streams.js';
 import { SpdyEndpoint } from '../remotecommand/spdy-endpoint.js';
@@ -13,19 +14,12 @@ import { SpdySession } from '../spdy/session.js';
 import { type CommandRequest, runCommand } from './remotecommand.js';
 import type { ActiveSession } from './sessions.js';
 
-export interface StreamWants {
-  stdin: boolean;
-  stdout: boolean;
-  stderr: boolean;
-  tty: boolean;
-}
-
 export function serveSpdyCommand(
   socket: Duplex,
   head: Buffer,
   version: RemoteCommandVersion,
   req: CommandRequest,
-  wants: StreamWants,
+  wants: ExecStreams,
   session: ActiveSession,
   log: Logger,
 ): void {

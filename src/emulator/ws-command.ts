@@ -7,12 +7,12 @@
 import type { WebSocket } from 'ws';
 import type { ChannelProtocolError } from '../channel/codec.js';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
+import type { ExecStreams } from '../k8s/stream-request.js';
 import type { Logger } from '../observe/logger.js';
 import { nodeStreams } from '../remotecommand/node-streams.js';
 import { WsEndpoint } from '../remotecommand/ws-endpoint.js';
 import { type CommandRequest, runCommand } from './remotecommand.js';
 import type { ActiveSession } from './sessions.js';
-import type { StreamWants } from './spdy-command.js';
 
 /** x/net closes TCP right after its Close frame; a peer that lingers is cut after this. */
 const CLOSE_LINGER_MS = 1000;
@@ -21,7 +21,7 @@ export function serveWsCommand(
   ws: WebSocket,
   version: RemoteCommandVersion,
   req: CommandRequest,
-  wants: StreamWants,
+  wants: ExecStreams,
   session: ActiveSession,
   log: Logger,
 ): void {

@@ -3,7 +3,7 @@
  * not from what the client opens, in client-go's opening order.
  */
 
-import { CH_ERROR, CH_STDERR, CH_STDOUT } from '../channel/codec.js';
+import { CH_ERROR, CH_RESIZE, CH_STDERR, CH_STDIN, CH_STDOUT } from '../channel/codec.js';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import type { ExecStreams } from '../k8s/stream-request.js';
 
@@ -45,4 +45,18 @@ export function establishedChannel(wants: ExecStreams): number {
 /** A TTY merges stderr into stdout: it never has a stream of its own (§3.1). */
 export function stderrPromised(wants: ExecStreams): boolean {
   return wants.stderr && !wants.tty;
+}
+
+/** The WebSocket channel that carries what a SPDY stream of this type carries (§3.3). */
+const STREAM_CHANNELS: ReadonlyMap<string, number> = new Map([
+  ['stdin', CH_STDIN],
+  ['stdout', CH_STDOUT],
+  ['stderr', CH_STDERR],
+  ['error', CH_ERROR],
+  ['resize', CH_RESIZE],
+]);
+
+/** The channel of a stream type, or undefined for a type that is not one of remotecommand's. */
+export function streamChannel(type: string | undefined): number | undefined {
+  return STREAM_CHANNELS.get(type ?? '');
 }

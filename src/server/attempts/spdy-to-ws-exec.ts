@@ -8,6 +8,7 @@ import {
   SPDY_REMOTECOMMAND_SERVER,
 } from '../../k8s/protocols.js';
 import { execStreams } from '../../k8s/stream-request.js';
+import { STREAM_CREATION_TIMEOUT_MS } from '../../remotecommand/streams.js';
 import { refusalNoSpdyProtocol, spdyUpgradeAnswer } from '../http-answers.js';
 import type { Attempt } from './attempt.js';
 
@@ -43,7 +44,7 @@ export const spdyToWsExec: Attempt = {
       record,
       log: ctx.log,
       keepalive: ctx.settings.keepalive,
-      streamWaitMs: 30_000,
+      streamWaitMs: STREAM_CREATION_TIMEOUT_MS,
     });
     return undefined;
   },
