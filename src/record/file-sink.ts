@@ -39,6 +39,18 @@ function writeAllSync(fd: number, buffers: Buffer[], size: number): void {
   }
 }
 
+/** Why a write failed, as the session's status and the log say it. */
+function writeFailure(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ENOSPC':
+      return 'the disk is full (ENOSPC)';
+    case 'EDQUOT':
+      return 'the disk quota is used up (EDQUOT)';
+    default:
+      return err.message;
+  }
+}
+
 /** Bytes queued for all files at once. */
 export class QueueBudget {
   used = 0;
@@ -134,7 +146,7 @@ export class FileSink {
         writeAllSync(this.fh.fd, batch, size);
         if (fstatSync(this.fh.fd).nlink === 0) throw new Error('the file was removed');
       } catch (err) {
-        this.fail((err as Error).message);
+        this.fail(writeFailure(err as NodeJS.ErrnoException));
       }
       this.release(size);
     }
@@ -156,7 +168,7 @@ export class FileSink {
         await writeAll(this.fh, batch, size);
         if ((await this.fh.stat()).nlink === 0) throw new Error('the file was removed');
       } catch (err) {
-        this.fail((err as Error).message);
+        this.fail(writeFailure(err as NodeJS.ErrnoException));
       }
       this.release(size);
       if (this.queued < (this.opts.minWrite ?? 0) && this.closing === undefined) break;

@@ -129,6 +129,26 @@ test('a disk that cannot keep up fails the file instead of queueing without boun
   assert.equal(budget.used, 0, 'every queued byte given back');
 });
 
+for (const blocking of [false, true])
+  test(`a full disk (the kernel's ENOSPC, from /dev/full) fails the file and gives its bytes back (${blocking ? 'blocking' : 'async'} writes)`, async () => {
+    const budget = new QueueBudget(1024 * 1024);
+    const failures: string[] = [];
+    // /dev/full takes the open and refuses every write with ENOSPC, as a full filesystem does
+    const sink = await FileSink.open('/dev/full', false, {
+      budget,
+      maxQueued: 64 * 1024,
+      blocking,
+      onFailure: (why) => failures.push(why),
+    });
+    assert.equal(sink.write('[0.1, "o", "hello"]\n'), true);
+    await waitFor('the write to /dev/full to fail', () => failures.length > 0, 5000);
+    assert.deepEqual(failures, ['the disk is full (ENOSPC)']);
+    assert.equal(sink.ok, false);
+    assert.equal(sink.write('more'), false);
+    await sink.close();
+    assert.equal(budget.used, 0, 'every queued byte given back');
+  });
+
 test('the shared budget bounds all files together', async () => {
   const budget = new QueueBudget(10_000);
   const failed: string[] = [];
