@@ -1,6 +1,6 @@
 /**
  * The benchmark runner: `npm run bench [-- --quick] [-- --only NAME[,NAME]] [-- --repeat N]
- * [-- --upstream lean|emulator] [-- --profile]`.
+ * [-- --upstream lean|emulator] [-- --profile] [-- --source]`.
  *
  * For each scenario of the registry (bench/scenarios/index.ts) it sets up its paths (direct,
  * relay, shim), runs a discarded warm-up of each round's processes, then measures the paths
@@ -8,15 +8,18 @@
  * none, and reports the medians, the shim against its baseline and the design target. Results: a table on stdout and
  * JSON + the table under bench/results/. With `--profile` the shim's measured rounds of each
  * three-path scenario are CPU-profiled (bench/results/profiles/), summarised at the end. Not part of
- * `npm test`.
+ * `npm test`. Every process runs compiled JavaScript, as users run the package (bench/lib/build.ts);
+ * `--source` runs the sources through tsx instead.
  */
 import { mkdir, readdir, rename, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { buildBench } from './lib/build.js';
 import { Rig, type UpstreamKind } from './lib/rig.js';
 import { median } from './lib/stats.js';
 import type { BenchContext, Sample, Scenario, VariantName } from './lib/types.js';
+import { runWorkersFrom } from './lib/worker.js';
 import { summarise } from './profile-top.js';
 import { buildScenarios } from './scenarios/index.js';
 
@@ -54,6 +57,7 @@ const { values } = parseArgs({
     repeat: { type: 'string' },
     upstream: { type: 'string', default: 'lean' },
     profile: { type: 'boolean', default: false },
+    source: { type: 'boolean', default: false },
   },
 });
 const quick = values.quick ?? false;
@@ -287,6 +291,12 @@ const profileDir = values.profile
   ? `${resultsDir}profiles/${new Date().toISOString().replace(/[:.]/g, '-')}`
   : undefined;
 if (profileDir) await mkdir(profileDir, { recursive: true });
+// what users run (bench/lib/build.ts), unless --source asks for the sources through tsx
+const runs = values.source ? 'the sources through tsx' : 'compiled JavaScript';
+if (!values.source) {
+  log('compiling src/ and bench/ (tsc) into .bench-build/');
+  runWorkersFrom(buildBench());
+}
 const rig = new Rig();
 const started = performance.now();
 const loadBefore = loadavg();
@@ -312,7 +322,7 @@ const text = [
   table(results),
   '',
   `${quick ? 'quick' : 'full'} run, medians of n rounds; ${seconds.toFixed(0)} s; ` +
-    `node ${process.version}, ${cpus().length} CPUs, load average ${loadBefore.map((l) => l.toFixed(1)).join(' ')} at start, ` +
+    `node ${process.version} running ${runs}, ${cpus().length} CPUs, load average ${loadBefore.map((l) => l.toFixed(1)).join(' ')} at start, ` +
     `${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')} at end${mallocTrimNote}`,

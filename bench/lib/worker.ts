@@ -11,6 +11,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 type Info = Record<string, unknown>;
@@ -38,12 +39,21 @@ export interface WorkerOptions {
   readyTimeoutMs?: number;
 }
 
-/** A worker file under bench/workers/. */
-export function workerFile(name: string): string {
+/** The compiled tree the workers run from (bench/lib/build.ts); unset: the sources, through tsx. */
+let built: string | undefined;
+
+/** Run every worker started from now on from `root`'s compiled JavaScript. */
+export function runWorkersFrom(root: string): void {
+  built = root;
+}
+
+/** A worker file under bench/workers/, compiled or not. */
+function workerFile(name: string): string {
+  if (built !== undefined) return join(built, 'bench', 'workers', `${name}.js`);
   return fileURLToPath(new URL(`../workers/${name}.ts`, import.meta.url));
 }
 
-/** Fork bench/workers/`name`.ts (TypeScript, run through tsx) and wait until it is ready. */
+/** Fork bench/workers/`name` and wait until it is ready. */
 export async function startWorker(
   name: string,
   params: Info = {},
@@ -52,7 +62,7 @@ export async function startWorker(
   const file = workerFile(name);
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
   const child: ChildProcess = fork(file, [JSON.stringify(params)], {
-    execArgv: ['--import', 'tsx', '--expose-gc', ...(opts.nodeFlags ?? [])],
+    execArgv: [...(built === undefined ? ['--import', 'tsx'] : []), '--expose-gc', ...(opts.nodeFlags ?? [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();

@@ -6,19 +6,21 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { UpstreamMode } from '../../src/upstream/choice.js';
 import { mallocEnv } from '../lib/proc.js';
 import { serveWorker, workerParams } from '../lib/worker.js';
 
 const { upstream, mode, workers } = workerParams<{ upstream: string; mode: UpstreamMode; workers: number }>();
-const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+// compiled beside the compiled bench (bench/lib/build.ts), or the source run through tsx
+const compiled = extname(fileURLToPath(import.meta.url)) === '.js';
+const cli = fileURLToPath(new URL(`../../src/cli.${compiled ? 'js' : 'ts'}`, import.meta.url));
 
 const child = spawn(
   process.execPath,
   [
-    '--import',
-    'tsx',
+    ...(compiled ? [] : ['--import', 'tsx']),
     cli,
     'serve',
     '--listen',
