@@ -36,11 +36,14 @@ function place(url: string, lineNumber: number): string {
   return lineNumber > 0 ? `${file}:${lineNumber + 1}` : file;
 }
 
+/** A path from the repository's root; the compiled bench's files (.bench-build/) as their sources'. */
 function shortUrl(url: string): string {
   if (url === '') return '';
   const path = url.startsWith('file://') ? fileURLToPath(url) : url;
-  return path.startsWith(root) ? path.slice(root.length) : path;
+  const short = path.startsWith(root) ? path.slice(root.length) : path;
+  return short.startsWith(BUILT) ? short.slice(BUILT.length) : short;
 }
+const BUILT = '.bench-build/';
 
 /** Self time per function and per file, busiest first; `(idle)` is left out of the percentages. */
 function selfTimes(profile: CpuProfile): {

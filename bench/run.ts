@@ -16,6 +16,7 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildBench } from './lib/build.js';
+import { instructionsCountable } from './lib/instructions.js';
 import { Rig, type UpstreamKind } from './lib/rig.js';
 import { median } from './lib/stats.js';
 import type { BenchContext, Sample, Scenario, VariantName } from './lib/types.js';
@@ -81,6 +82,8 @@ function addCpuPerGiB(name: VariantName, s: Sample): void {
   const total = Object.entries(s.cpu).reduce((a, [k, v]) => (k === 'others' ? a : a + v), 0);
   s.extra = { ...s.extra, pathCpuSecPerGiB: (total / 100) * secondsPerGiB };
   if (s.cpu[name] !== undefined) s.extra['middleCpuSecPerGiB'] = (s.cpu[name] / 100) * secondsPerGiB;
+  const perSecond = s.extra['middleInstructionsPerSec'];
+  if (perSecond !== undefined) s.extra['middleInstructionsPerByte'] = perSecond / (s.value * 1024 * 1024);
 }
 
 function judge(r: ScenarioResult): void {
@@ -215,7 +218,16 @@ function cpuPerGiBCell(r: ScenarioResult): string {
   return `${relay.toFixed(2)} / ${shim.toFixed(2)}${more === undefined ? '' : ` / ${more.toFixed(2)}`}`;
 }
 
+/** Instructions the middle process executed per byte carried (perf stat): relay, shim. */
+function instructionsCell(r: ScenarioResult): string {
+  const per = (v: VariantName) => r.variants[v]?.extra['middleInstructionsPerByte']?.toFixed(1);
+  const relay = per('relay');
+  const shim = per('shim');
+  return relay === undefined || shim === undefined ? '' : `${relay} / ${shim}`;
+}
+
 function table(results: ScenarioResult[]): string {
+  const counted = instructionsCountable();
   const rows = [
     [
       'scenario',
@@ -229,6 +241,7 @@ function table(results: ScenarioResult[]): string {
       'ok',
       'cpu % c/shim/u/other',
       'cpu s/GiB relay/shim',
+      ...(counted ? ['instr/B relay/shim'] : []),
     ],
   ];
   for (const r of results) {
@@ -244,6 +257,7 @@ function table(results: ScenarioResult[]): string {
       r.meetsTarget === undefined ? '—' : r.meetsTarget ? 'yes' : 'MISSED',
       cpuCell(r),
       cpuPerGiBCell(r),
+      ...(counted ? [instructionsCell(r)] : []),
     ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
@@ -318,6 +332,9 @@ try {
 }
 const seconds = (performance.now() - started) / 1000;
 const mallocTrimNote = mallocTrim ? `; MALLOC_TRIM_THRESHOLD_=${mallocTrim} in every process` : '';
+const instructionsNote = instructionsCountable()
+  ? ''
+  : '; instructions per byte not counted: `perf stat -e instructions` is not supported on this machine';
 const text = [
   table(results),
   '',
@@ -325,7 +342,7 @@ const text = [
     `node ${process.version} running ${runs}, ${cpus().length} CPUs, load average ${loadBefore.map((l) => l.toFixed(1)).join(' ')} at start, ` +
     `${loadavg()
       .map((l) => l.toFixed(1))
-      .join(' ')} at end${mallocTrimNote}`,
+      .join(' ')} at end${mallocTrimNote}${instructionsNote}`,
 ].join('\n');
 process.stdout.write(`${text}\n`);
 const file = await writeResults(

@@ -13,8 +13,8 @@ const TICKS_PER_SECOND = (() => {
   }
 })();
 
-/** CPU seconds used so far by `pid`, its live descendants (e.g. `serve --workers`) and their waited-for children. */
-function treeCpuSeconds(pid: number): number {
+/** `pid` and its live descendants (e.g. `serve --workers`), `pid` first. */
+export function processTree(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -26,15 +26,24 @@ function treeCpuSeconds(pid: number): number {
       // gone meanwhile
     }
   }
-  let total = 0;
+  const tree: number[] = [];
   const todo = [pid];
   for (let p = todo.pop(); p !== undefined; p = todo.pop()) {
+    tree.push(p);
+    todo.push(...(children.get(p) ?? []));
+  }
+  return tree;
+}
+
+/** CPU seconds used so far by `pid`, its live descendants and their waited-for children. */
+function treeCpuSeconds(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
     try {
       total += cpuSeconds(p);
     } catch (err) {
       if (p === pid) throw err;
     }
-    todo.push(...(children.get(p) ?? []));
   }
   return total;
 }

@@ -5,6 +5,7 @@
  * through relay and shim slot r (bench/lib/rig.ts). Each measurement also records the CPU each
  * process used, so the table can say what ran out first.
  */
+import { InstructionMeter, instructionsCountable } from './instructions.js';
 import { CpuMeter } from './proc.js';
 import type { ClientName, ShimMode, UpstreamKind } from './rig.js';
 import { expectShimSessionsOk, resetShimSessions } from './shim-check.js';
@@ -85,9 +86,14 @@ export async function threePaths(
       const pids: Record<string, number> = { client: client.pid, upstream: upstream.pid };
       if (middle) pids[name] = middle.pid;
       const cpu = new CpuMeter(pids);
+      const instructions = middle && instructionsCountable() ? new InstructionMeter(middle.pid) : undefined;
       const sample = await run(client, String((middle ?? upstream).info['url']), warmup);
+      const cpuUsed = cpu.stop();
+      const perSecond = await instructions?.stop();
       if (name === 'shim' || name === 'shim2') shimRuns.set(middle!, (shimRuns.get(middle!) ?? 0) + 1);
-      return { ...sample, cpu: cpu.stop() };
+      const extra =
+        perSecond === undefined ? sample.extra : { ...sample.extra, middleInstructionsPerSec: perSecond };
+      return { ...sample, extra, cpu: cpuUsed };
     },
   });
   const up = `${spec.speaks} upstream`;
