@@ -135,10 +135,12 @@ export function simdWriter(escapes: Uint8Array, lengths: Uint8Array): ValidWrite
     memory.set(escapes.subarray(b * 8, b * 8 + length), TABLE + b * 8);
     memory[EXTRA + b] = length - 1;
   }
-  // the output from its start: Buffer#fill with it copies as many bytes as asked, and makes no view
+  // Buffer#fill from a view longer than the range copies the range's length from the view's start:
+  // one native copy, with no view made per chunk (Buffer#copy from an offset makes one on Node 20)
   const output = memory.subarray(OUTPUT);
   return (bytes, out, at) => {
     for (let from = 0; from < bytes.length; from += PIECE) {
+      // (a view only for a chunk longer than a piece)
       memory.set(bytes.length <= PIECE ? bytes : bytes.subarray(from, from + PIECE), INPUT);
       const length = kernel(INPUT, Math.min(PIECE, bytes.length - from), OUTPUT) - OUTPUT;
       out.fill(output, at, at + length);

@@ -1,13 +1,13 @@
 /**
  * Output bytes as the JSON string of an asciicast event, written straight from the bytes into a
  * buffer: valid UTF-8 is kept as it is and only `"`, `\` and control characters are escaped (JSON,
- * RFC 8259 §7), so a recorded chunk is read once and written once; no string is built.
+ * RFC 8259 §7), so no string is built for a recorded chunk.
  *
  * This runs for every recorded byte, so it is written for speed: valid UTF-8 goes through a
- * WebAssembly SIMD kernel, 16 bytes at a time (json-escape-simd.ts), or where WebAssembly does not
- * run, through JS that looks at four bytes at a time and copies four that need no escape as one word
- * (bench/json-escape-cost.ts measures the two). Bytes that are not valid UTF-8 (binary output) are decoded
- * here too, with one U+FFFD for each maximal part of a sequence that is not a character, as the
+ * WebAssembly SIMD kernel, 16 bytes at a time (json-escape-simd.ts); where WebAssembly does not run,
+ * through JS that looks at four bytes at a time and copies four that need no escape as one word
+ * (bench/json-escape-cost.ts measures the two). Bytes that are not valid UTF-8 (binary output) are
+ * decoded here, with one U+FFFD for each maximal part of a sequence that is not a character, as the
  * WHATWG decoder (and so Buffer#toString, and a terminal) shows them. A character split across two
  * chunks is put back together.
  */
@@ -53,7 +53,7 @@ export class JsonText {
   private readonly carry = Buffer.alloc(8);
   private carried = 0;
 
-  /** `writeValid`: how valid UTF-8 is written (another than the fastest only to compare them). */
+  /** `writeValid`: how valid UTF-8 is written (not the fastest only where the two are compared). */
   constructor(private readonly writeValid: ValidWriter = fastestValidWriter()) {}
 
   /**

@@ -5,7 +5,7 @@
  * Instructions are named as in the text format; `op` encodes one with its immediates.
  */
 
-/** Value types (spec §5.3.1; v128 from the SIMD proposal, now §5.3.1 too). */
+/** Value types (spec §5.3.1 number types, §5.3.2 vector types). */
 export const i32 = 0x7f;
 export const i64 = 0x7e;
 export const v128 = 0x7b;
