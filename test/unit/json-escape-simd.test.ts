@@ -153,19 +153,20 @@ test('JsonText writes with the kernel what it writes with JS, over chunks cut an
   assert.ok(a!.equals(b!));
 });
 
-test('without WebAssembly, text is written with JS', () => {
+test('where WebAssembly is missing or cannot compile the kernel, text is written with JS', () => {
   const jsonText = fileURLToPath(new URL('../../src/record/json-text.ts', import.meta.url));
-  const script = `
-    const { fastestValidWriter, writeValidWords, JsonText } = await import(${JSON.stringify(jsonText)});
-    const out = Buffer.alloc(64);
-    const end = new JsonText().write(Buffer.from('a"\\n'), out, 0);
-    console.log(fastestValidWriter() === writeValidWords, out.toString('utf8', 0, end));`;
-  const printed = execFileSync(
-    process.execPath,
-    ['--no-expose-wasm', '--import', 'tsx', '--input-type=module', '-e', script],
-    {
-      encoding: 'utf8',
-    },
-  );
-  assert.equal(printed, 'true a\\"\\n\n');
+  // after the import (tsx needs WebAssembly) and before the first JsonText compiles the kernel
+  for (const setup of [
+    'delete globalThis.WebAssembly;', // as under --jitless
+    'WebAssembly.Module = function () { throw new WebAssembly.CompileError("no SIMD"); };',
+  ]) {
+    const script = `
+      const { fastestValidWriter, writeValidWords, JsonText } = await import(${JSON.stringify(jsonText)});
+      ${setup}
+      const out = Buffer.alloc(64);
+      const end = new JsonText().write(Buffer.from('a"\\n'), out, 0);
+      console.log(fastestValidWriter() === writeValidWords, out.toString('utf8', 0, end));`;
+    const args = ['--import', 'tsx', '--input-type=module', '-e', script];
+    assert.equal(execFileSync(process.execPath, args, { encoding: 'utf8' }), 'true a\\"\\n\n', setup);
+  }
 });
