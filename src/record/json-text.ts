@@ -1,16 +1,18 @@
 /**
  * Output bytes as the JSON string of an asciicast event, written straight from the bytes into a
  * buffer: valid UTF-8 is kept as it is and only `"`, `\` and control characters are escaped (JSON,
- * RFC 8259 §7), so a recorded chunk is read once and written once; no string is built.
+ * RFC 8259 §7), so no string is built for a recorded chunk.
  *
- * This runs for every recorded byte, so it is written for speed: text is looked at four bytes at a
- * time, and four bytes that need no escape are copied as one word (bench/json-escape-cost.ts
- * measures it against a byte at a time). Bytes that are not valid UTF-8 (binary output) are decoded
- * here too, with one U+FFFD for each maximal part of a sequence that is not a character, as the
+ * This runs for every recorded byte, so it is written for speed: valid UTF-8 goes through a
+ * WebAssembly SIMD kernel, 16 bytes at a time (json-escape-simd.ts); where WebAssembly does not run,
+ * through JS that looks at four bytes at a time and copies four that need no escape as one word
+ * (bench/json-escape-cost.ts measures the two). Bytes that are not valid UTF-8 (binary output) are
+ * decoded here, with one U+FFFD for each maximal part of a sequence that is not a character, as the
  * WHATWG decoder (and so Buffer#toString, and a terminal) shows them. A character split across two
  * chunks is put back together.
  */
 import { isUtf8 } from 'node:buffer';
+import { simdWriter, type ValidWriter } from './json-escape-simd.js';
 
 const HEX = '0123456789abcdef';
 const SHORT: Record<number, string> = {
@@ -22,13 +24,13 @@ const SHORT: Record<number, string> = {
   34: '\\"',
   92: '\\\\',
 };
-/** Length of each byte's escape (0: none needed), and the escape at ESCAPE_BYTES[byte * 6]. */
+/** Length of each byte's escape (0: none needed), and the escape at ESCAPE_BYTES[byte * 8]. */
 const ESCAPE_LENGTH = new Uint8Array(256);
-const ESCAPE_BYTES = new Uint8Array(256 * 6);
+const ESCAPE_BYTES = new Uint8Array(256 * 8);
 for (let b = 0; b < 256; b++) {
   const text = SHORT[b] ?? (b < 0x20 ? `\\u00${HEX[b >> 4]}${HEX[b & 15]}` : '');
   ESCAPE_LENGTH[b] = text.length;
-  for (let k = 0; k < text.length; k++) ESCAPE_BYTES[b * 6 + k] = text.charCodeAt(k);
+  for (let k = 0; k < text.length; k++) ESCAPE_BYTES[b * 8 + k] = text.charCodeAt(k);
 }
 /** U+FFFD REPLACEMENT CHARACTER in UTF-8. */
 const REPLACEMENT = [0xef, 0xbf, 0xbd] as const;
@@ -38,11 +40,21 @@ export function maxJsonLength(bytes: number): number {
   return bytes * 6 + 8;
 }
 
+let fastest: ValidWriter | undefined;
+/** The writer of valid UTF-8 on this thread: the SIMD kernel (compiled on first use), else JS. */
+export function fastestValidWriter(): ValidWriter {
+  fastest ??= simdWriter(ESCAPE_BYTES, ESCAPE_LENGTH) ?? writeValidWords;
+  return fastest;
+}
+
 /** One output stream's text: carries a character cut at a chunk's end over to the next chunk. */
 export class JsonText {
   /** The start of a character cut at the last chunk's end, with what came of it since. */
   private readonly carry = Buffer.alloc(8);
   private carried = 0;
+
+  /** `writeValid`: how valid UTF-8 is written (not the fastest only where the two are compared). */
+  constructor(private readonly writeValid: ValidWriter = fastestValidWriter()) {}
 
   /**
    * Write `chunk`'s text (no quotes) into `out` at `at`, which has room for
@@ -64,20 +76,20 @@ export class JsonText {
       }
       this.carried = 0;
       body = body.subarray(k);
-      at = writeText(joined, out, at, short);
+      at = short ? writeDecoded(joined, out, at) : this.writeText(joined, out, at);
     }
     const cut = incompleteTail(body);
     if (cut > 0) {
       this.carried = body.copy(this.carry, 0, body.length - cut);
       body = body.subarray(0, body.length - cut);
     }
-    return writeText(body, out, at, false);
+    return this.writeText(body, out, at);
   }
-}
 
-/** Write `bytes` escaped; `cut`: a character cut short for good (shown as U+FFFD). */
-function writeText(bytes: Buffer, out: Buffer, at: number, cut: boolean): number {
-  return cut || !isUtf8(bytes) ? writeDecoded(bytes, out, at) : writeValid(bytes, out, at);
+  /** Write `bytes` escaped, whole characters or bytes that are none. */
+  private writeText(bytes: Buffer, out: Buffer, at: number): number {
+    return isUtf8(bytes) ? this.writeValid(bytes, out, at) : writeDecoded(bytes, out, at);
+  }
 }
 
 /** Whether any of the four bytes of `w` is below 0x20, `"` or `\` (bit tricks on 32-bit words). */
@@ -90,7 +102,7 @@ function needsEscape(w: number): boolean {
 }
 
 /** Valid UTF-8: copied as it is, a word (four bytes) at a time while none needs an escape. */
-function writeValid(bytes: Buffer, out: Buffer, at: number): number {
+export function writeValidWords(bytes: Buffer, out: Buffer, at: number): number {
   const n = bytes.length;
   const from = viewOf(bytes, 0);
   const to = viewOf(out, 1);
@@ -124,7 +136,7 @@ function writeByte(b: number, out: Buffer, at: number): number {
     out[at] = b;
     return at + 1;
   }
-  for (let k = 0, e = b * 6; k < length; k++) out[at++] = ESCAPE_BYTES[e + k]!;
+  for (let k = 0, e = b * 8; k < length; k++) out[at++] = ESCAPE_BYTES[e + k]!;
   return at;
 }
 
