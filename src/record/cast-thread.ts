@@ -8,7 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { CastRecording } from './cast.js';
 import type { FromThread, ThreadOptions, ToThread } from './cast-messages.js';
-import { FileSink, QueueBudget } from './file-sink.js';
+import { QueueBudget } from './file-sink.js';
 
 const port = parentPort!;
 const opts = workerData as ThreadOptions;
@@ -25,15 +25,20 @@ const post = (m: FromThread) => port.postMessage(m);
 port.on('message', (m: ToThread) => {
   switch (m.t) {
     case 'open':
-      FileSink.open(m.path, true, {
-        budget,
-        maxQueued: opts.maxQueuedPerSession,
-        minWrite: MIN_WRITE,
-        blocking: true,
-        onFailure: (why) => post({ t: 'failed', id: m.id, why }),
-      }).then(
-        (sink) => {
-          casts.set(m.id, new CastRecording(sink, { timestamp: 0, title: '', kubeshim: {} }, m.maxBytes));
+      CastRecording.open(
+        m.path,
+        {
+          budget,
+          maxQueued: opts.maxQueuedPerSession,
+          minWrite: MIN_WRITE,
+          blocking: true,
+          onFailure: (why) => post({ t: 'failed', id: m.id, why }),
+        },
+        { timestamp: 0, title: '', kubeshim: {} },
+        m.maxBytes,
+      ).then(
+        (cast) => {
+          casts.set(m.id, cast);
           post({ t: 'opened', id: m.id });
         },
         (err: NodeJS.ErrnoException) => post({ t: 'opened', id: m.id, error: err.code ?? err.message }),

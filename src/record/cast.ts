@@ -12,7 +12,7 @@
  * truncated, and only the end line follows.
  */
 import { unlink } from 'node:fs/promises';
-import type { FileSink } from './file-sink.js';
+import { FileSink, type FileSinkOptions } from './file-sink.js';
 import { JsonText, maxJsonLength } from './json-text.js';
 
 export type CastEventKind = 'o' | 'e' | 'i' | 'r';
@@ -30,11 +30,39 @@ const DEFAULT_SIZE = { width: 80, height: 24 };
 /**
  * Event lines of every recording are written into one slab at a time (bigger for a bigger chunk),
  * and queued as slices of it: memory follows the bytes waiting for the disk, not the number of
- * sessions recorded. A slab is freed once no queued slice of it is left.
+ * sessions recorded. A slab none of whose slices is queued any more is kept, a few at most, to be
+ * written over again: a fresh one costs a page fault for every page of it (the bulk of what writing
+ * the lines cost, beside the escaping).
  */
 const SLAB = 1024 * 1024;
-let slab = Buffer.alloc(0);
+const SPARE_SLABS = 4;
+let slab: Buffer = Buffer.alloc(0);
 let slabAt = 0;
+const spareSlabs: Buffer[] = [];
+/** Slices of each slab queued for the disk, by the slab's memory. */
+const queuedSlices = new Map<ArrayBufferLike, number>();
+
+/** Queue `lines`, a slice of the slab, counted until the file sink releases it. */
+function queueLines(sink: FileSink, lines: Buffer): void {
+  // counted first: a blocking sink may write, and release, before write() returns
+  queuedSlices.set(lines.buffer, (queuedSlices.get(lines.buffer) ?? 0) + 1);
+  if (!sink.write(lines)) releaseLines(lines);
+}
+
+/** A cast's file sink says when a slice of a slab is written or dropped. */
+function releaseLines(lines: Buffer): void {
+  const left = queuedSlices.get(lines.buffer);
+  if (left === undefined) return; // not a slab's: a header or an end line
+  if (left > 1) queuedSlices.set(lines.buffer, left - 1);
+  else {
+    queuedSlices.delete(lines.buffer);
+    if (lines.buffer !== slab.buffer) keepSlab(lines.buffer);
+  }
+}
+
+function keepSlab(memory: ArrayBufferLike): void {
+  if (memory.byteLength === SLAB && spareSlabs.length < SPARE_SLABS) spareSlabs.push(Buffer.from(memory));
+}
 
 export class CastRecording {
   // events not yet rendered, as parallel arrays (no object per chunk)
@@ -50,12 +78,29 @@ export class CastRecording {
   private ended = false;
   private readonly texts = { o: new JsonText(), e: new JsonText(), i: new JsonText() };
 
-  constructor(
+  private constructor(
     private readonly sink: FileSink,
     /** Written with the first line: until then it may still be replaced. */
     public header: CastHeader,
     private readonly maxBytes: number,
   ) {}
+
+  /** Create the cast file `path` (0600, new), written through a FileSink with `opts`. */
+  static async open(
+    path: string,
+    opts: FileSinkOptions,
+    header: CastHeader,
+    maxBytes: number,
+  ): Promise<CastRecording> {
+    const sink = await FileSink.open(path, true, {
+      ...opts,
+      released: (lines) => {
+        opts.released?.(lines);
+        releaseLines(lines);
+      },
+    });
+    return new CastRecording(sink, header, maxBytes);
+  }
 
   get path(): string {
     return this.sink.path;
@@ -135,15 +180,18 @@ export class CastRecording {
     this.times.length = 0;
     this.kinds.length = 0;
     this.data.length = 0;
-    if (slabAt > start) this.sink.write(slab.subarray(start, slabAt));
+    if (slabAt > start) queueLines(this.sink, slab.subarray(start, slabAt));
   }
 
   /** Room for `bytes` more in the slab; a full slab's lines (from `start`) are queued first. */
   private room(start: number, bytes: number): number {
     if (slabAt + bytes <= slab.length) return start;
-    if (slabAt > start) this.sink.write(slab.subarray(start, slabAt));
-    slab = Buffer.allocUnsafe(Math.max(SLAB, bytes));
+    if (slabAt > start) queueLines(this.sink, slab.subarray(start, slabAt));
+    const full = slab;
+    // not from Node's shared pool (allocUnsafeSlow): the slab's memory is its own, to be kept
+    slab = (bytes <= SLAB ? spareSlabs.pop() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(SLAB, bytes));
     slabAt = 0;
+    if (!queuedSlices.has(full.buffer)) keepSlab(full.buffer);
     return 0;
   }
 

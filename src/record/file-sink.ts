@@ -67,6 +67,8 @@ export interface FileSinkOptions {
   blocking?: boolean;
   /** Told once, when the file cannot be written any more (nothing more is written after it). */
   onFailure(why: string): void;
+  /** Told of each queued buffer once it is no longer held: written, or dropped by a failure. */
+  released?(data: Buffer): void;
 }
 
 export class FileSink {
@@ -148,7 +150,7 @@ export class FileSink {
       } catch (err) {
         this.fail(writeFailure(err as NodeJS.ErrnoException));
       }
-      this.release(size);
+      this.release(batch, size);
     }
     this.closing?.();
   }
@@ -170,7 +172,7 @@ export class FileSink {
       } catch (err) {
         this.fail(writeFailure(err as NodeJS.ErrnoException));
       }
-      this.release(size);
+      this.release(batch, size);
       if (this.queued < (this.opts.minWrite ?? 0) && this.closing === undefined) break;
     }
     this.writing = false;
@@ -178,17 +180,17 @@ export class FileSink {
     else this.closing?.();
   }
 
-  private release(size: number): void {
+  private release(batch: Buffer[], size = this.sizeOf(batch)): void {
     this.queued -= size;
     this.opts.budget.used -= size;
+    if (this.opts.released) for (const b of batch) this.opts.released(b);
   }
 
   private fail(why: string): void {
     if (this.failed) return;
     this.failed = true;
     // what is still queued will never be written: give its share of the budget back
-    for (const b of this.queue) this.release(b.length);
-    this.queue.length = 0;
+    this.release(this.queue.splice(0));
     clearTimeout(this.linger);
     this.linger = undefined;
     this.opts.onFailure(why);

@@ -7,7 +7,7 @@
  * file put where it was. We run as root, for whom permissions change nothing; an unlinked file
  * still takes writes, so the recorder checks after each write that its file is still linked, and a
  * new session's file cannot be created under a path that is now a file (ENOTDIR). A full disk
- * (ENOSPC) takes the same path as any failed write.
+ * (ENOSPC) takes the same path as any failed write (test/unit/record.test.ts writes to /dev/full).
  */
 import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';

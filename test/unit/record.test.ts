@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { ChannelFrameReader, unmasked } from '../../src/channel/frame-reader.js';
+import { CastRecording } from '../../src/record/cast.js';
 import { CastWriter } from '../../src/record/cast-writer.js';
 import { FileSink, QueueBudget } from '../../src/record/file-sink.js';
 import { jwtClaims } from '../../src/record/identity.js';
@@ -167,6 +168,40 @@ test('the shared budget bounds all files together', async () => {
   assert.deepEqual(failed, ['b']);
   await Promise.all([a.close(), b.close()]);
   assert.equal(budget.used, 0);
+});
+
+test('the lines of a long recording reuse a few slabs once written, and every line reads back as recorded', async () => {
+  const path = join(dir, 'slabs.cast');
+  const slabs = new Set<ArrayBufferLike>();
+  const cast = await CastRecording.open(
+    path,
+    {
+      budget: new QueueBudget(64 << 20),
+      maxQueued: 64 << 20,
+      minWrite: 256 * 1024,
+      blocking: true,
+      onFailure: assert.fail,
+      released: (lines) => slabs.add(lines.buffer),
+    },
+    { timestamp: 1, title: 't', kubeshim: {} },
+    1 << 30,
+  );
+  const sent: Buffer[] = [];
+  // 24 MiB of terminal text with escapes, in chunks of 32 KiB, a few chunks per batch: 24 slabs' worth
+  for (let i = 0; i < 768; i++) {
+    const chunk = Buffer.alloc(32 * 1024, `line ${i}: "quoted" \\ and a tab\t\r\n`);
+    sent.push(chunk);
+    cast.add('o', chunk, i);
+    if (i % 4 === 3) cast.flush();
+  }
+  await cast.end('exit code 0', 1000);
+  const events = (await readFile(path, 'utf8'))
+    .trim()
+    .split('\n')
+    .slice(1, -1)
+    .map((l) => JSON.parse(l) as [number, string, string]);
+  assert.equal(events.map((e) => e[2]).join(''), Buffer.concat(sent).toString());
+  assert.ok(slabs.size <= 6, `${slabs.size} slabs for 24 MiB of lines`);
 });
 
 test('a cast, written on the recording thread: size from the first resize, output decoded across chunk splits, truncation marker, end line', async () => {
