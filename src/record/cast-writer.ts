@@ -1,8 +1,9 @@
 /**
  * The sessions' side of recording. A session's chunks are taken as references with their time;
- * once per turn of the event loop, the chunks of all recordings are copied into one buffer, which
- * is handed (not copied again) to the recording thread (cast-thread.ts) that escapes and writes
- * them. So the sessions' thread pays one copy per byte, not the JSON escaping.
+ * once HAND_AT bytes are taken, or HAND_AFTER_MS after the first of them, the chunks of all
+ * recordings are copied into one buffer, which is handed (not copied again) to the recording thread
+ * (cast-thread.ts) that escapes and writes them. So the sessions' thread pays one copy per byte, not
+ * the JSON escaping, and the two threads exchange a message per half MiB or so, not per chunk.
  *
  * What has been taken but not yet turned into lines is bounded per recording and in all (the
  * budget it shares with the audit log): a recording thread or a disk that cannot keep up makes the
@@ -22,6 +23,13 @@ export interface CastWriterOptions extends ThreadOptions {
 }
 
 const QUEUE_FULL = 'the disk cannot keep up (the write queue is full)';
+/**
+ * A hand-over costs both threads a message and a wake-up, some 15 µs each: handed once per turn
+ * of the event loop, as reads come (often one 32 KiB chunk a turn), that was a third of what
+ * recording cost the sessions' thread. A recording's lines are not needed sooner than this.
+ */
+const HAND_AT = 512 * 1024;
+const HAND_AFTER_MS = 5;
 /**
  * Buffers handed over come back once written, and a few are kept to be used again: a fresh buffer
  * for every batch costs the sessions' thread a page fault per page. Sizes are powers of two.
@@ -107,6 +115,8 @@ export class CastWriter {
   private readonly recordings = new Map<number, Recording>();
   private readonly opening = new Map<number, (error: string | undefined) => void>();
   private batch = emptyBatch();
+  /** Hands the batch over HAND_AFTER_MS after its first chunk (one timer, re-armed). */
+  private handTimer: NodeJS.Timeout | undefined;
   private scheduled = false;
   /** Batches handed over and not yet done, oldest first. */
   private readonly handed: Batch[] = [];
@@ -148,9 +158,11 @@ export class CastWriter {
     b.chunks.push(chunk);
     b.lengths.push(size);
     b.size += size;
-    if (!this.scheduled) {
+    if (b.size >= HAND_AT) this.hand();
+    else if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(this.hand);
+      if (this.handTimer === undefined) this.handTimer = setTimeout(this.hand, HAND_AFTER_MS).unref();
+      else this.handTimer.refresh();
     }
     return true;
   }
@@ -176,6 +188,8 @@ export class CastWriter {
   }
 
   private readonly hand = (): void => {
+    // an armed timer is left to fire (at most one hand-over of a younger batch): a cleared timer
+    // cannot be re-armed with refresh()
     this.scheduled = false;
     const b = this.batch;
     if (b.chunks.length === 0) return;
