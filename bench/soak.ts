@@ -362,6 +362,17 @@ async function drive(
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, rssBytes(pid));
   }, 1000);
+  // where the memory goes, at the sample of highest RSS
+  const breakdownAtStart = await memoryBreakdown(pid, shimUrl);
+  let breakdownAtPeak = breakdownAtStart;
+  const breakdownSampler = setInterval(() => {
+    memoryBreakdown(pid, shimUrl).then(
+      (b) => {
+        if (b.rss > breakdownAtPeak.rss) breakdownAtPeak = b;
+      },
+      () => {},
+    );
+  }, 5000);
 
   const deadline = performance.now() + minutes * 60_000;
   const started = performance.now();
@@ -420,6 +431,8 @@ async function drive(
   // leftovers once everything is quiet
   await sleep(3000);
   clearInterval(sampler);
+  clearInterval(breakdownSampler);
+  const breakdownAtEnd = await memoryBreakdown(pid, shimUrl);
   const fdsAtEnd = openFds(pid);
   const rssAtEnd = rssBytes(pid);
   const hwm = vmHwm(pid);
@@ -458,6 +471,7 @@ async function drive(
       peakVmHWM: +(hwm / MiB).toFixed(1),
       atEnd: +(rssAtEnd / MiB).toFixed(1),
     },
+    shimMemoryBreakdownMiB: { atStart: breakdownAtStart, atPeak: breakdownAtPeak, atEnd: breakdownAtEnd },
     shimOpenFds: { atStart: fdsAtStart, atEnd: fdsAtEnd },
     shimActiveSessionsAtEnd: activeAtEnd,
   };
@@ -599,6 +613,67 @@ async function processMemory(
   return {
     heapUsed: await mib('nodejs_heap_size_used_bytes'),
     external: await mib('nodejs_external_memory_bytes'),
+  };
+}
+
+/** A metric from the shim's /metrics, by its label (e.g. `space`), in MiB. */
+async function metricsMiB(base: string, names: string[]): Promise<Record<string, number>> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)(?:\{space="(\w+)"\})? (\S+)$/.exec(line);
+    if (!m || !names.includes(m[1]!)) continue;
+    const value = +(Number(m[3]) / MiB).toFixed(1);
+    if (value !== 0) out[m[2] ? `${m[1]}.${m[2]}` : m[1]!] = value;
+  }
+  return out;
+}
+
+/**
+ * The shim's resident memory by kind, from /proc/PID/smaps, in MiB: files (the node binary, its
+ * libraries), glibc's main arena (`[heap]`), its thread arenas (64 MiB-aligned anonymous
+ * reservations of 64 MiB, the unused part PROT_NONE), and other anonymous memory (the V8 heap,
+ * malloc's mmapped chunks, thread stacks); beside it, what V8 and prom-client say of the heap.
+ */
+async function memoryBreakdown(pid: number, base: string) {
+  const ARENA = 64 * MiB;
+  const kb = { files: 0, mainArena: 0, threadArenas: 0, otherAnonymous: 0 };
+  let arenas = 0;
+  let arenaEnd = -1;
+  let kind: keyof typeof kb = 'otherAnonymous';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      const start = Number.parseInt(head[1]!, 16);
+      const end = Number.parseInt(head[2]!, 16);
+      const path = head[4]!;
+      if (path.startsWith('/')) kind = 'files';
+      else if (path === '[heap]') kind = 'mainArena';
+      else if (path === '' && start % ARENA === 0 && end - start <= ARENA && head[3]!.startsWith('rw')) {
+        kind = 'threadArenas'; // the part in use; its PROT_NONE rest follows up to start + 64 MiB
+        arenaEnd = start + ARENA;
+        arenas++;
+      } else if (path === '' && start < arenaEnd && end <= arenaEnd) kind = 'threadArenas';
+      else kind = 'otherAnonymous';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) kb[kind] += Number(rss[1]);
+  }
+  const mib = (n: number) => +(n / 1024).toFixed(1);
+  return {
+    rss: +(rssBytes(pid) / MiB).toFixed(1),
+    files: mib(kb.files),
+    mainArena: mib(kb.mainArena),
+    threadArenas: mib(kb.threadArenas),
+    threadArenaCount: arenas,
+    otherAnonymous: mib(kb.otherAnonymous),
+    v8: await metricsMiB(base, [
+      'nodejs_heap_size_used_bytes',
+      'nodejs_heap_size_total_bytes',
+      'nodejs_heap_space_size_total_bytes',
+      'nodejs_external_memory_bytes',
+    ]),
   };
 }
 
