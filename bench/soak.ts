@@ -3,7 +3,8 @@
  * Not part of `npm test`. With `--record` the shim records every exec and attach session and
  * writes an audit log (into a temporary directory, removed at the end; its size is reported).
  *
- * `kubeshim serve` (auto) runs as a process of its own in front of a scripted upstream, also a
+ * `kubeshim serve` (auto) runs as a process of its own, built as users run it (`node dist/cli.js`:
+ * compiled by tsc into a directory of the soak's own, no tsx), in front of a scripted upstream, also a
  * process of its own (bench/soak-upstream.ts), with two pods: `spdy-only` refuses WebSocket upgrades and `ws-only` refuses
  * SPDY ones, so that every path of the translation table is taken (and auto falls back often).
  * `--sessions` clients run at once, each one session after another of a random kind — WebSocket v5
@@ -17,10 +18,10 @@
  * descriptors and sessions at the end against the start. Exit code 1 on unexpected failures or
  * leftovers.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -269,6 +270,7 @@ async function runDriver(): Promise<number> {
   const minutes = Number(flags.minutes);
   const concurrency = Number(flags.sessions);
   const faultEveryMs = Number(flags['fault-every']) * 1000;
+  const built = buildShim();
   const upstreamPort = await freePort();
   const upstream = new UpstreamProcess(upstreamPort);
   await upstream.start();
@@ -281,10 +283,8 @@ async function runDriver(): Promise<number> {
     [
       '--expose-gc',
       '--import',
-      'tsx',
-      '--import',
-      join(REPO, 'bench/lib/gc-on-signal.ts'),
-      join(REPO, 'src/cli.ts'),
+      join(REPO, 'bench/lib/gc-on-signal.mjs'),
+      join(built, 'cli.js'),
       'serve',
       '--listen',
       '127.0.0.1:0',
@@ -328,6 +328,7 @@ async function runDriver(): Promise<number> {
   } finally {
     shim.kill('SIGKILL');
     await upstream.stop();
+    rmSync(built, { recursive: true, force: true });
     if (recordRoot) {
       const casts = readdirSync(join(recordRoot, 'casts'));
       const bytes = casts.reduce((n, f) => n + statSync(join(recordRoot, 'casts', f)).size, 0);
@@ -573,6 +574,21 @@ async function waitUntil(probe: () => boolean, ms: number, what: string): Promis
   }
 }
 
+/**
+ * src/ compiled as `npm run build` does, into a directory of the soak's own under .tmp/ (inside the
+ * repository, so that the built modules find node_modules); removed at the end.
+ */
+function buildShim(): string {
+  mkdirSync(join(REPO, '.tmp'), { recursive: true });
+  const out = mkdtempSync(join(REPO, '.tmp', 'soak-dist-'));
+  const tsc = join(REPO, 'node_modules/typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', out], {
+    cwd: REPO,
+    stdio: 'inherit',
+  });
+  return out;
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {
@@ -607,7 +623,7 @@ async function processMemory(
   shim: ChildProcess,
   base: string,
 ): Promise<{ heapUsed: number; external: number }> {
-  shim.kill('SIGUSR2'); // bench/lib/gc-on-signal.ts
+  shim.kill('SIGUSR2'); // bench/lib/gc-on-signal.mjs
   await sleep(500);
   const mib = async (name: string) => +((await metric(base, name)) / MiB).toFixed(1);
   return {
