@@ -1,7 +1,9 @@
 /**
- * Soak: `npm run soak [-- --minutes 10] [-- --sessions 200] [-- --fault-every 3] [-- --record]`.
- * Not part of `npm test`. With `--record` the shim records every exec and attach session and
- * writes an audit log (into a temporary directory, removed at the end; its size is reported).
+ * Soak: `npm run soak [-- --minutes 10] [-- --sessions 200] [-- --fault-every 3] [-- --record]
+ * [-- --node-flags=--max-semi-space-size=8]`. Not part of `npm test`. With `--record` the shim
+ * records every exec and attach session and writes an audit log (into a temporary directory, removed
+ * at the end; its size is reported). `--node-flags` (space-separated) go to the shim's node only;
+ * glibc's MALLOC_* variables from the environment reach the shim too, to compare them.
  *
  * `kubeshim serve` (auto) runs as a process of its own, built as users run it (`node dist/cli.js`:
  * compiled by tsc into a directory of the soak's own, no tsx), in front of a scripted upstream, also a
@@ -46,6 +48,7 @@ const { values: flags } = parseArgs({
     sessions: { type: 'string', default: '200' },
     'fault-every': { type: 'string', default: '3' },
     record: { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
   },
 });
 
@@ -282,6 +285,7 @@ async function runDriver(): Promise<number> {
     process.execPath,
     [
       '--expose-gc',
+      ...flags['node-flags'].split(' ').filter((f) => f !== ''),
       '--import',
       join(REPO, 'bench/lib/gc-on-signal.mjs'),
       join(built, 'cli.js'),
@@ -453,6 +457,9 @@ async function drive(
   const report = {
     minutes,
     concurrency,
+    shimNode: process.version,
+    shimNodeFlags: flags['node-flags'],
+    shimMallocEnv: mallocEnv(),
     wallSeconds: Math.round(wallSeconds),
     sessionsCompleted: soak.completed,
     sessionsPerSecond: Math.round(soak.completed / wallSeconds),
