@@ -526,9 +526,12 @@ class UpstreamProcess {
 
   async restart(): Promise<void> {
     const old = this.child!;
-    const exited = once(old, 'exit');
-    old.kill('SIGKILL');
-    await exited;
+    // one that died by itself is started again too (it has exited already: nothing to wait for)
+    if (old.exitCode === null && old.signalCode === null) {
+      const exited = once(old, 'exit');
+      old.kill('SIGKILL');
+      await exited;
+    }
     await this.start();
   }
 
