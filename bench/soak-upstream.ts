@@ -79,13 +79,15 @@ function serveSpdyExec(session: SpdySession): void {
   session.on('stream', (stream) => {
     stream.reply();
     streams.set(stream.streamType ?? '', stream);
-    if (streams.size !== 4) return;
-    const stdout = streams.get('stdout')!;
-    const stdin = streams.get('stdin')!;
+    const stdout = streams.get('stdout');
+    const stdin = streams.get('stdin');
+    const error = streams.get('error');
+    // a hostile (mutated) session may bring other stream types: it gets no echo
+    if (streams.size !== 4 || !stdout || !stdin || !error) return;
     // stdin's end ends stdout; once all of it went out, the status, then the session closes
     stdin.pipe(stdout);
     stdout.once('finish', () => {
-      streams.get('error')!.write(SUCCESS_STATUS_JSON);
+      error.write(SUCCESS_STATUS_JSON);
       session.close();
     });
   });

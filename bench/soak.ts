@@ -1,9 +1,12 @@
 /**
- * Soak: `npm run soak [-- --minutes 10] [-- --sessions 200] [-- --fault-every 3] [-- --record]`.
- * Not part of `npm test`. With `--record` the shim records every exec and attach session and
- * writes an audit log (into a temporary directory, removed at the end; its size is reported).
+ * Soak: `npm run soak [-- --minutes 10] [-- --sessions 200] [-- --fault-every 3] [-- --record]
+ * [-- --node-flags=--max-semi-space-size=8]`. Not part of `npm test`. With `--record` the shim
+ * records every exec and attach session and writes an audit log (into a temporary directory, removed
+ * at the end; its size is reported). `--node-flags` (space-separated) go to the shim's node only;
+ * glibc's MALLOC_* variables from the environment reach the shim too, to compare them.
  *
- * `kubeshim serve` (auto) runs as a process of its own in front of a scripted upstream, also a
+ * `kubeshim serve` (auto) runs as a process of its own, built as users run it (`node dist/cli.js`:
+ * compiled by tsc into a directory of the soak's own, no tsx), in front of a scripted upstream, also a
  * process of its own (bench/soak-upstream.ts), with two pods: `spdy-only` refuses WebSocket upgrades and `ws-only` refuses
  * SPDY ones, so that every path of the translation table is taken (and auto falls back often).
  * `--sessions` clients run at once, each one session after another of a random kind — WebSocket v5
@@ -17,10 +20,10 @@
  * descriptors and sessions at the end against the start. Exit code 1 on unexpected failures or
  * leftovers.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -45,6 +48,7 @@ const { values: flags } = parseArgs({
     sessions: { type: 'string', default: '200' },
     'fault-every': { type: 'string', default: '3' },
     record: { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
   },
 });
 
@@ -269,6 +273,7 @@ async function runDriver(): Promise<number> {
   const minutes = Number(flags.minutes);
   const concurrency = Number(flags.sessions);
   const faultEveryMs = Number(flags['fault-every']) * 1000;
+  const built = buildShim();
   const upstreamPort = await freePort();
   const upstream = new UpstreamProcess(upstreamPort);
   await upstream.start();
@@ -280,11 +285,10 @@ async function runDriver(): Promise<number> {
     process.execPath,
     [
       '--expose-gc',
+      ...flags['node-flags'].split(' ').filter((f) => f !== ''),
       '--import',
-      'tsx',
-      '--import',
-      join(REPO, 'bench/lib/gc-on-signal.ts'),
-      join(REPO, 'src/cli.ts'),
+      join(REPO, 'bench/lib/gc-on-signal.mjs'),
+      join(built, 'cli.js'),
       'serve',
       '--listen',
       '127.0.0.1:0',
@@ -328,6 +332,7 @@ async function runDriver(): Promise<number> {
   } finally {
     shim.kill('SIGKILL');
     await upstream.stop();
+    rmSync(built, { recursive: true, force: true });
     if (recordRoot) {
       const casts = readdirSync(join(recordRoot, 'casts'));
       const bytes = casts.reduce((n, f) => n + statSync(join(recordRoot, 'casts', f)).size, 0);
@@ -362,6 +367,17 @@ async function drive(
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, rssBytes(pid));
   }, 1000);
+  // where the memory goes, at the sample of highest RSS
+  const breakdownAtStart = await memoryBreakdown(pid, shimUrl);
+  let breakdownAtPeak = breakdownAtStart;
+  const breakdownSampler = setInterval(() => {
+    memoryBreakdown(pid, shimUrl).then(
+      (b) => {
+        if (b.rss > breakdownAtPeak.rss) breakdownAtPeak = b;
+      },
+      () => {},
+    );
+  }, 5000);
 
   const deadline = performance.now() + minutes * 60_000;
   const started = performance.now();
@@ -420,6 +436,8 @@ async function drive(
   // leftovers once everything is quiet
   await sleep(3000);
   clearInterval(sampler);
+  clearInterval(breakdownSampler);
+  const breakdownAtEnd = await memoryBreakdown(pid, shimUrl);
   const fdsAtEnd = openFds(pid);
   const rssAtEnd = rssBytes(pid);
   const hwm = vmHwm(pid);
@@ -439,6 +457,9 @@ async function drive(
   const report = {
     minutes,
     concurrency,
+    shimNode: process.version,
+    shimNodeFlags: flags['node-flags'],
+    shimMallocEnv: mallocEnv(),
     wallSeconds: Math.round(wallSeconds),
     sessionsCompleted: soak.completed,
     sessionsPerSecond: Math.round(soak.completed / wallSeconds),
@@ -458,6 +479,7 @@ async function drive(
       peakVmHWM: +(hwm / MiB).toFixed(1),
       atEnd: +(rssAtEnd / MiB).toFixed(1),
     },
+    shimMemoryBreakdownMiB: { atStart: breakdownAtStart, atPeak: breakdownAtPeak, atEnd: breakdownAtEnd },
     shimOpenFds: { atStart: fdsAtStart, atEnd: fdsAtEnd },
     shimActiveSessionsAtEnd: activeAtEnd,
   };
@@ -504,9 +526,12 @@ class UpstreamProcess {
 
   async restart(): Promise<void> {
     const old = this.child!;
-    const exited = once(old, 'exit');
-    old.kill('SIGKILL');
-    await exited;
+    // one that died by itself is started again too (it has exited already: nothing to wait for)
+    if (old.exitCode === null && old.signalCode === null) {
+      const exited = once(old, 'exit');
+      old.kill('SIGKILL');
+      await exited;
+    }
     await this.start();
   }
 
@@ -559,6 +584,21 @@ async function waitUntil(probe: () => boolean, ms: number, what: string): Promis
   }
 }
 
+/**
+ * src/ compiled as `npm run build` does, into a directory of the soak's own under .tmp/ (inside the
+ * repository, so that the built modules find node_modules); removed at the end.
+ */
+function buildShim(): string {
+  mkdirSync(join(REPO, '.tmp'), { recursive: true });
+  const out = mkdtempSync(join(REPO, '.tmp', 'soak-dist-'));
+  const tsc = join(REPO, 'node_modules/typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', out], {
+    cwd: REPO,
+    stdio: 'inherit',
+  });
+  return out;
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {
@@ -593,12 +633,73 @@ async function processMemory(
   shim: ChildProcess,
   base: string,
 ): Promise<{ heapUsed: number; external: number }> {
-  shim.kill('SIGUSR2'); // bench/lib/gc-on-signal.ts
+  shim.kill('SIGUSR2'); // bench/lib/gc-on-signal.mjs
   await sleep(500);
   const mib = async (name: string) => +((await metric(base, name)) / MiB).toFixed(1);
   return {
     heapUsed: await mib('nodejs_heap_size_used_bytes'),
     external: await mib('nodejs_external_memory_bytes'),
+  };
+}
+
+/** A metric from the shim's /metrics, by its label (e.g. `space`), in MiB. */
+async function metricsMiB(base: string, names: string[]): Promise<Record<string, number>> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)(?:\{space="(\w+)"\})? (\S+)$/.exec(line);
+    if (!m || !names.includes(m[1]!)) continue;
+    const value = +(Number(m[3]) / MiB).toFixed(1);
+    if (value !== 0) out[m[2] ? `${m[1]}.${m[2]}` : m[1]!] = value;
+  }
+  return out;
+}
+
+/**
+ * The shim's resident memory by kind, from /proc/PID/smaps, in MiB: files (the node binary, its
+ * libraries), glibc's main arena (`[heap]`), its thread arenas (64 MiB-aligned anonymous
+ * reservations of 64 MiB, the unused part PROT_NONE), and other anonymous memory (the V8 heap,
+ * malloc's mmapped chunks, thread stacks); beside it, what V8 and prom-client say of the heap.
+ */
+async function memoryBreakdown(pid: number, base: string) {
+  const ARENA = 64 * MiB;
+  const kb = { files: 0, mainArena: 0, threadArenas: 0, otherAnonymous: 0 };
+  let arenas = 0;
+  let arenaEnd = -1;
+  let kind: keyof typeof kb = 'otherAnonymous';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      const start = Number.parseInt(head[1]!, 16);
+      const end = Number.parseInt(head[2]!, 16);
+      const path = head[4]!;
+      if (path.startsWith('/')) kind = 'files';
+      else if (path === '[heap]') kind = 'mainArena';
+      else if (path === '' && start % ARENA === 0 && end - start <= ARENA && head[3]!.startsWith('rw')) {
+        kind = 'threadArenas'; // the part in use; its PROT_NONE rest follows up to start + 64 MiB
+        arenaEnd = start + ARENA;
+        arenas++;
+      } else if (path === '' && start < arenaEnd && end <= arenaEnd) kind = 'threadArenas';
+      else kind = 'otherAnonymous';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) kb[kind] += Number(rss[1]);
+  }
+  const mib = (n: number) => +(n / 1024).toFixed(1);
+  return {
+    rss: +(rssBytes(pid) / MiB).toFixed(1),
+    files: mib(kb.files),
+    mainArena: mib(kb.mainArena),
+    threadArenas: mib(kb.threadArenas),
+    threadArenaCount: arenas,
+    otherAnonymous: mib(kb.otherAnonymous),
+    v8: await metricsMiB(base, [
+      'nodejs_heap_size_used_bytes',
+      'nodejs_heap_size_total_bytes',
+      'nodejs_heap_space_size_total_bytes',
+      'nodejs_external_memory_bytes',
+    ]),
   };
 }
 

@@ -13,7 +13,7 @@ import {
   parsePositiveDuration,
 } from '../server/limits.js';
 import { parseListen } from '../server/listen-address.js';
-import { reexecWithTrimThreshold } from '../server/malloc-trim.js';
+import { reexecWithMemorySettings } from '../server/malloc-trim.js';
 import {
   defaultSecureLocalDir,
   prepareSecureLocal,
@@ -244,7 +244,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
 async function serve(argv: string[]): Promise<number> {
   const parsed = parseServeArgs(argv);
   if (parsed === 0) return 0;
-  reexecWithTrimThreshold();
+  reexecWithMemorySettings();
   const { logLevel, shutdownGraceMs, workers, secureLocal, writeKubeconfig, ...config } = parsed;
   // unset limits fall back to the defaults
   config.limits = Object.fromEntries(Object.entries(config.limits ?? {}).filter(([, v]) => v !== undefined));

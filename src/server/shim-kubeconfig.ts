@@ -14,7 +14,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname } from 'node:path';
-import { dumpYaml } from '@kubernetes/client-node';
+import { clientNode } from '../upstream/client-node.js';
 import { loadKubeconfig, userHasCredentials } from '../upstream/kubeconfig.js';
 import { fileProblem, readFlagFile } from './flag-file.js';
 import { parseListen } from './listen-address.js';
@@ -131,7 +131,7 @@ export function renderKubeconfig(built: ShimKubeconfig, writer = 'kubeshim kubec
     `kubeconfig for kubeshim at ${built.config.clusters[0]!.cluster['server']}, written by '${writer}'`,
     ...built.comments,
   ];
-  return `${header.map((l) => `# ${l}`).join('\n')}\n${dumpYaml(built.config)}`;
+  return `${header.map((l) => `# ${l}`).join('\n')}\n${clientNode().dumpYaml(built.config)}`;
 }
 
 /**

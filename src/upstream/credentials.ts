@@ -18,8 +18,8 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { RequestOptions } from 'node:https';
-import { type Cluster, KubeConfig, type User } from '@kubernetes/client-node';
-import { ExecAuth } from '@kubernetes/client-node/dist/exec_auth.js';
+import type { Cluster, KubeConfig, User } from '@kubernetes/client-node';
+import { clientNode, execAuth } from './client-node.js';
 import type { Impersonation, KubeconfigSelection } from './kubeconfig.js';
 
 export interface CredentialSource {
@@ -163,7 +163,7 @@ interface ExecRunner {
 }
 
 function execRunner(): ExecRunner {
-  const runner = new ExecAuth() as unknown as Partial<ExecRunner>;
+  const runner = new (execAuth())() as unknown as Partial<ExecRunner>;
   if (typeof runner.getCredential !== 'function')
     throw new Error('this version of @kubernetes/client-node has no ExecAuth.getCredential');
   return runner as ExecRunner;
@@ -291,7 +291,7 @@ function clusterInfo(cluster: Cluster, server: URL): Record<string, unknown> {
 /** Legacy auth-provider plugins (oidc, azure, gcp): client-node applies them to request options. */
 class AuthProviderCredentials implements CredentialSource {
   readonly kind: string;
-  private readonly kc = new KubeConfig();
+  private readonly kc: KubeConfig = new (clientNode().KubeConfig)();
 
   constructor(user: User) {
     this.kind = `auth-provider ${String((user.authProvider as { name?: unknown }).name ?? '')}`;

@@ -14,7 +14,8 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
-import { type Cluster, type Context, KubeConfig, loadYaml, type User } from '@kubernetes/client-node';
+import type { Cluster, Context, KubeConfig, User } from '@kubernetes/client-node';
+import { clientNode } from './client-node.js';
 
 export interface KubeconfigOptions {
   /** --kubeconfig: this file only (it must exist). */
@@ -117,7 +118,7 @@ export function loadKubeconfig(
     }
   }
 
-  const kc = new KubeConfig();
+  const kc = new (clientNode().KubeConfig)();
   try {
     kc.loadFromString(JSON.stringify(merged));
   } catch (err) {
@@ -189,7 +190,7 @@ function readRaw(file: string): RawConfig {
   if (text.trim() === '') return { clusters: [], users: [], contexts: [] }; // kubectl: an empty config
   let doc: Record<string, unknown>;
   try {
-    doc = loadYaml<Record<string, unknown>>(text);
+    doc = clientNode().loadYaml<Record<string, unknown>>(text);
   } catch (err) {
     throw new Error(`kubeconfig ${file} is not valid YAML: ${(err as Error).message}`);
   }

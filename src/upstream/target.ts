@@ -16,7 +16,7 @@ import { X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { createSecureContext } from 'node:tls';
-import { KubeConfig } from '@kubernetes/client-node';
+import { clientNode } from './client-node.js';
 import { type AuthHeaders, type CredentialSource, credentialSource } from './credentials.js';
 import { type KubeconfigSelection, loadKubeconfig, userHasCredentials } from './kubeconfig.js';
 
@@ -165,7 +165,7 @@ async function kubeconfigAgent(sel: KubeconfigSelection, url: URL): Promise<http
 
   // client-node's TLS options for this cluster (with the effective server) and only the user's TLS
   // identity: its credentials are credentials.ts's business, and would run plugins here.
-  const tlsOnly = new KubeConfig();
+  const tlsOnly = new (clientNode().KubeConfig)();
   tlsOnly.loadFromClusterAndUser(
     { ...cluster, server: url.href.replace(/\/$/, '') },
     {
