@@ -20,7 +20,7 @@
  * descriptors and sessions at the end against the start. Exit code 1 on unexpected failures or
  * leftovers.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -36,6 +36,7 @@ import { decodeStatus } from '../src/k8s/status.js';
 import { SpdySession, type SpdyStream } from '../src/spdy/session.js';
 import { dialUpgrade, dialWebSocket } from '../src/upstream/dial.js';
 import { recordedSession, spdyBytes } from '../test/fixtures/sessions.js';
+import { compileInto } from './lib/build.js';
 import { mallocEnv, rssBytes } from './lib/proc.js';
 
 const REPO = resolve(import.meta.dirname, '..');
@@ -591,11 +592,7 @@ async function waitUntil(probe: () => boolean, ms: number, what: string): Promis
 function buildShim(): string {
   mkdirSync(join(REPO, '.tmp'), { recursive: true });
   const out = mkdtempSync(join(REPO, '.tmp', 'soak-dist-'));
-  const tsc = join(REPO, 'node_modules/typescript/bin/tsc');
-  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', out], {
-    cwd: REPO,
-    stdio: 'inherit',
-  });
+  compileInto('tsconfig.build.json', out);
   return out;
 }
 

@@ -13,15 +13,23 @@ import { fileURLToPath } from 'node:url';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
-/** Compile; returns the directory that mirrors the repository (its src/ and bench/). */
-export function buildBench(): string {
-  const out = join(REPO, '.bench-build');
-  rmSync(out, { recursive: true, force: true });
+/**
+ * Compile the repository's tsc `project` into `outDir` (inside the repository, so that the
+ * compiled modules find node_modules).
+ */
+export function compileInto(project: string, outDir: string): void {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  execFileSync(process.execPath, [tsc, '-p', join(REPO, 'tsconfig.bench.json')], {
+  execFileSync(process.execPath, [tsc, '-p', join(REPO, project), '--outDir', outDir], {
     cwd: REPO,
     stdio: 'inherit',
   });
+}
+
+/** Compile src/ and bench/; returns the directory that mirrors the repository (its src/ and bench/). */
+export function buildBench(): string {
+  const out = join(REPO, '.bench-build');
+  rmSync(out, { recursive: true, force: true });
+  compileInto('tsconfig.bench.json', out);
   // `kubeshim --version` reads the package.json two folders above its module, as in dist/
   copyFileSync(join(REPO, 'package.json'), join(out, 'package.json'));
   return out;
