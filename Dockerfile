@@ -38,6 +38,7 @@ ENV NODE_ENV=production
 # buffer then faults it in again: up to 3x the CPU per GiB on port-forward (README, "Performance").
 # Keeping 64 MiB of free heap is what a streaming proxy wants.
 ENV MALLOC_TRIM_THRESHOLD_=67108864
+# `serve` adds V8's memory flags itself (src/server/memory-settings.ts), re-executing in place once
 # (bufferutil loads its prebuilt binary without its install script)
 COPY --from=build /app/image /opt/kubeshim
 USER node

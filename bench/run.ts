@@ -1,6 +1,6 @@
 /**
  * The benchmark runner: `npm run bench [-- --quick] [-- --only NAME[,NAME]] [-- --repeat N]
- * [-- --upstream lean|emulator] [-- --profile] [-- --source]`.
+ * [-- --upstream lean|emulator] [-- --profile] [-- --source] [-- --serve-settings]`.
  *
  * For each scenario of the registry (bench/scenarios/index.ts) it sets up its paths (direct,
  * relay, shim), runs a discarded warm-up of each round's processes, then measures the paths
@@ -9,18 +9,20 @@
  * JSON + the table under bench/results/. With `--profile` the shim's measured rounds of each
  * three-path scenario are CPU-profiled (bench/results/profiles/), summarised at the end. Not part of
  * `npm test`. Every process runs compiled JavaScript, as users run the package (bench/lib/build.ts);
- * `--source` runs the sources through tsx instead.
+ * `--source` runs the sources through tsx instead. `--serve-settings` gives every process the
+ * memory settings `kubeshim serve` gives itself.
  */
 import { mkdir, readdir, rename, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { TRIM_THRESHOLD, V8_MEMORY_FLAGS } from '../src/server/memory-settings.js';
 import { buildBench } from './lib/build.js';
 import { instructionsCountable } from './lib/instructions.js';
 import { Rig, type UpstreamKind } from './lib/rig.js';
 import { median } from './lib/stats.js';
 import type { BenchContext, Sample, Scenario, VariantName } from './lib/types.js';
-import { runWorkersFrom } from './lib/worker.js';
+import { runWorkersFrom, setWorkerNodeFlags } from './lib/worker.js';
 import { summarise } from './profile-top.js';
 import { buildScenarios } from './scenarios/index.js';
 
@@ -59,6 +61,7 @@ const { values } = parseArgs({
     upstream: { type: 'string', default: 'lean' },
     profile: { type: 'boolean', default: false },
     source: { type: 'boolean', default: false },
+    'serve-settings': { type: 'boolean', default: false },
   },
 });
 const quick = values.quick ?? false;
@@ -276,8 +279,10 @@ async function writeResults(
 ): Promise<string> {
   await mkdir(resultsDir, { recursive: true });
   const kind = quick ? 'latest-quick' : values.only ? 'latest-only' : 'latest';
-  // a run with glibc's trim threshold raised (the container's setting) is kept beside the default one
-  const base = `${resultsDir}${kind}${mallocTrim ? '-malloc-trim' : ''}`;
+  // a run with serve's memory settings, or with glibc's trim threshold alone raised, is kept beside
+  // the default one
+  const settings = serveSettings ? '-serve-settings' : mallocTrim ? '-malloc-trim' : '';
+  const base = `${resultsDir}${kind}${settings}`;
   await writeFile(`${base}.json.tmp`, `${JSON.stringify({ ...doc, results }, null, 2)}\n`);
   await rename(`${base}.json.tmp`, `${base}.json`);
   await writeFile(`${base}.txt`, `${text}\n`);
@@ -292,7 +297,17 @@ if (execUpstream !== 'lean' && execUpstream !== 'emulator') {
   log(`--upstream is lean or emulator, got ${values.upstream}`);
   process.exit(2);
 }
-/** Inherited by every worker process (load generator, middles, upstream) alike. */
+/**
+ * `--serve-settings`: every worker process (load generator, middles, upstream alike) runs with the
+ * memory settings `kubeshim serve` gives itself (src/server/memory-settings.ts), as the relay would
+ * if it were a Node process started the same way.
+ */
+const serveSettings = values['serve-settings'] ?? false;
+if (serveSettings) {
+  process.env['MALLOC_TRIM_THRESHOLD_'] ??= TRIM_THRESHOLD;
+  setWorkerNodeFlags([...V8_MEMORY_FLAGS]);
+}
+/** Inherited by every worker process alike. */
 const mallocTrim = process.env['MALLOC_TRIM_THRESHOLD_'];
 const all = buildScenarios(execUpstream);
 const wanted = values.only?.flatMap((o) => o.split(','));
@@ -331,7 +346,9 @@ try {
   await rig.close();
 }
 const seconds = (performance.now() - started) / 1000;
-const mallocTrimNote = mallocTrim ? `; MALLOC_TRIM_THRESHOLD_=${mallocTrim} in every process` : '';
+const mallocTrimNote = mallocTrim
+  ? `; MALLOC_TRIM_THRESHOLD_=${mallocTrim}${serveSettings ? ` and ${V8_MEMORY_FLAGS.join(' ')}` : ''} in every process`
+  : '';
 const instructionsNote = instructionsCountable()
   ? ''
   : '; instructions per byte not counted: `perf stat -e instructions` is not supported on this machine';
@@ -357,6 +374,7 @@ const file = await writeResults(
     repeat,
     execUpstream,
     mallocTrimThreshold: mallocTrim,
+    v8Flags: serveSettings ? V8_MEMORY_FLAGS : [],
     seconds,
   },
   text,

@@ -47,6 +47,13 @@ export function runWorkersFrom(root: string): void {
   built = root;
 }
 
+/** Node flags every worker started from now on gets (before its own `nodeFlags`). */
+let commonFlags: string[] = [];
+
+export function setWorkerNodeFlags(flags: string[]): void {
+  commonFlags = flags;
+}
+
 /** A worker file under bench/workers/, compiled or not. */
 function workerFile(name: string): string {
   if (built !== undefined) return join(built, 'bench', 'workers', `${name}.js`);
@@ -62,7 +69,12 @@ export async function startWorker(
   const file = workerFile(name);
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
   const child: ChildProcess = fork(file, [JSON.stringify(params)], {
-    execArgv: [...(built === undefined ? ['--import', 'tsx'] : []), '--expose-gc', ...(opts.nodeFlags ?? [])],
+    execArgv: [
+      ...(built === undefined ? ['--import', 'tsx'] : []),
+      '--expose-gc',
+      ...commonFlags,
+      ...(opts.nodeFlags ?? []),
+    ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { V8_MEMORY_FLAGS } from '../../src/server/memory-settings.js';
 import type { UpstreamMode } from '../../src/upstream/choice.js';
 import { mallocEnv } from '../lib/proc.js';
 import { serveWorker, workerParams } from '../lib/worker.js';
@@ -21,6 +22,8 @@ const child = spawn(
   process.execPath,
   [
     ...(compiled ? [] : ['--import', 'tsx']),
+    // with --serve-settings: what serve gives itself on a Node that can re-execute (Node 20 cannot)
+    ...process.execArgv.filter((f) => (V8_MEMORY_FLAGS as readonly string[]).includes(f)),
     cli,
     'serve',
     '--listen',

@@ -13,7 +13,7 @@ import {
   parsePositiveDuration,
 } from '../server/limits.js';
 import { parseListen } from '../server/listen-address.js';
-import { reexecWithMemorySettings } from '../server/malloc-trim.js';
+import { reexecWithMemorySettings } from '../server/memory-settings.js';
 import {
   defaultSecureLocalDir,
   prepareSecureLocal,
