@@ -31,12 +31,14 @@ const QUEUE_FULL = 'the disk cannot keep up (the write queue is full)';
 const HAND_AT = 512 * 1024;
 const HAND_AFTER_MS = 5;
 /**
- * Buffers handed over come back once written, and a few are kept to be used again: a fresh buffer
- * for every batch costs the sessions' thread a page fault per page. Sizes are powers of two.
+ * Buffers handed over come back once their events are escaped, and are kept to be used again while
+ * something is recording, up to SPARE_BYTES in all. A buffer of this size is a fresh mapping of
+ * its own (above glibc's mmap threshold): had the copy into it faulted every page in, as it did
+ * with four kept, the copy and its faults took 45 % of the sessions' thread whenever the recording
+ * thread fell a few batches behind. Sizes are powers of two.
  */
-const SPARE_BUFFERS = 4;
+const SPARE_BYTES = 16 * 1024 * 1024;
 const SMALLEST_BUFFER = 256 * 1024;
-const LARGEST_SPARE = 4 * 1024 * 1024;
 
 /** One session's recording, as the session sees it. */
 export class Recording {
@@ -121,6 +123,7 @@ export class CastWriter {
   /** Batches handed over and not yet done, oldest first. */
   private readonly handed: Batch[] = [];
   private readonly spare: ArrayBuffer[] = [];
+  private spareBytes = 0;
 
   constructor(private readonly opts: CastWriterOptions) {}
 
@@ -219,7 +222,11 @@ export class CastWriter {
    */
   private bufferOf(size: number): ArrayBuffer {
     const i = this.spare.findIndex((s) => s.byteLength >= size);
-    if (i >= 0) return this.spare.splice(i, 1)[0]!;
+    if (i >= 0) {
+      const buffer = this.spare.splice(i, 1)[0]!;
+      this.spareBytes -= buffer.byteLength;
+      return buffer;
+    }
     return Buffer.allocUnsafeSlow(Math.max(SMALLEST_BUFFER, 2 ** Math.ceil(Math.log2(size))))
       .buffer as ArrayBuffer;
   }
@@ -253,7 +260,10 @@ export class CastWriter {
         if (b === undefined) return;
         for (let i = 0; i < b.recordings.length; i++) b.recordings[i]!.queued -= b.lengths[i]!;
         this.opts.budget.used -= b.size;
-        if (this.spare.length < SPARE_BUFFERS && m.data.byteLength <= LARGEST_SPARE) this.spare.push(m.data);
+        if (this.spareBytes + m.data.byteLength <= SPARE_BYTES) {
+          this.spare.push(m.data);
+          this.spareBytes += m.data.byteLength;
+        }
         return;
       }
       case 'failed':
@@ -280,10 +290,14 @@ export class CastWriter {
     this.recordings.clear();
   }
 
-  /** Keep the process alive only while something is being recorded. */
+  /** Keep the process alive, and spare buffers, only while something is being recorded. */
   private holdProcess(): void {
     if (this.recordings.size > 0 || this.opening.size > 0) this.thread?.ref();
-    else this.thread?.unref();
+    else {
+      this.thread?.unref();
+      this.spare.length = 0;
+      this.spareBytes = 0;
+    }
   }
 }
 
