@@ -3,9 +3,9 @@
  * folded into the frame header, so the payload is never copied to prepend it. Frames toward a
  * client go out unmasked with the payload untouched (header and payload in one write batch,
  * write-batch.ts); frames from our client side must be masked, which costs exactly one copy, into
- * heap buffers (small frames carved from slabs rather than allocated one by one). Writing beside `ws` is safe:
- * with compression off, `ws` writes every frame of its own whole and synchronously too (checked at
- * start-up against the installed `ws`, ws-internals.ts).
+ * heap buffers (small frames carved from slabs rather than allocated one by one). Writing beside
+ * `ws` is safe: with compression off, `ws` writes every frame of its own whole and synchronously
+ * too (checked at start-up against the installed `ws`, ws-internals.ts).
  */
 import { randomFillSync } from 'node:crypto';
 import type { Duplex } from 'node:stream';

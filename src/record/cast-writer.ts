@@ -32,9 +32,9 @@ const HAND_AT = 512 * 1024;
 const HAND_AFTER_MS = 5;
 /**
  * Buffers handed over come back once their events are escaped, and are kept to be used again while
- * something is recording, up to SPARE_BYTES in all. A buffer of this size is a fresh mapping of
- * its own (above glibc's mmap threshold): had the copy into it faulted every page in, as it did
- * with four kept, the copy and its faults took 45 % of the sessions' thread whenever the recording
+ * something is recording, up to SPARE_BYTES in all. A buffer of this size is a mapping of its own
+ * (above glibc's mmap threshold), so a fresh one is faulted in page by page as a batch is copied
+ * into it: with four kept, that copy took 45 % of the sessions' thread whenever the recording
  * thread fell a few batches behind. Sizes are powers of two.
  */
 const SPARE_BYTES = 16 * 1024 * 1024;
