@@ -37,8 +37,8 @@ ENV NODE_ENV=production
 # glibc hands freed heap back to the OS past 128 KiB by default, and every socket read's fresh 64 KiB
 # buffer then faults it in again: up to 3x the CPU per GiB on port-forward (README, "Performance").
 # Keeping 64 MiB of free heap is what a streaming proxy wants.
+# `serve` adds V8's memory flags itself (src/server/memory-settings.ts), re-executing in place once.
 ENV MALLOC_TRIM_THRESHOLD_=67108864
-# `serve` adds V8's memory flags itself (src/server/memory-settings.ts), re-executing in place once
 # (bufferutil loads its prebuilt binary without its install script)
 COPY --from=build /app/image /opt/kubeshim
 USER node
