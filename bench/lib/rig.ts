@@ -38,9 +38,9 @@ export class Rig {
     );
   }
 
-  /** A shim process of its own (the caller stops it). */
-  async freshShim(mode: ShimMode, kind: UpstreamKind, record = false): Promise<Worker> {
-    return startWorker('shim', { upstream: (await this.upstream(kind)).info['url'], mode, record });
+  /** A shim process of its own (the caller stops it); `warm: false` skips its start-up warm-up. */
+  async freshShim(mode: ShimMode, kind: UpstreamKind, record = false, warm = true): Promise<Worker> {
+    return startWorker('shim', { upstream: (await this.upstream(kind)).info['url'], mode, record, warm });
   }
 
   /** `kubeshim serve --workers N` (the command line) number `slot` in front of the `kind` upstream. */

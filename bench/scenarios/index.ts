@@ -222,13 +222,13 @@ export function buildScenarios(execUpstream: UpstreamKind): Scenario[] {
       ...WS_EXEC,
       name: 'keystroke-fresh-ws',
       description:
-        '1-byte stdin → stdout echo round trips through a fresh shim process, WS v5 client, translated to a SPDY upstream',
+        '1-byte stdin → stdout echo round trips through a fresh shim process (warmed up at start; in the relay column, not), WS v5 client, translated to a SPDY upstream',
     }),
     freshLatencyScenario({
       ...SPDY_EXEC,
       name: 'keystroke-fresh-spdy',
       description:
-        '1-byte stdin → stdout echo round trips through a fresh shim process, SPDY client, translated to a WS v5 upstream',
+        '1-byte stdin → stdout echo round trips through a fresh shim process (warmed up at start; in the relay column, not), SPDY client, translated to a WS v5 upstream',
     }),
     idleScenario({
       ...WS_EXEC,

@@ -1,8 +1,9 @@
 /**
  * Keystroke latency of a fresh shim process: every round starts a new shim and measures its first
- * round trips with no warm-up (the JIT has compiled nothing of the path yet), beside the direct
- * path. Read it against `keystroke-*`, whose shims are warmed up first: the difference is what a
- * process's first sessions pay. The figure is p99 (p99.9 in the JSON, `extra.p999`).
+ * round trips, beside the direct path. The shim warms its hot paths up at start as `serve` does
+ * (src/warmup); in the relay's column, a fresh shim without that warm-up (`serve --no-warm-up`),
+ * whose JIT has compiled nothing of the path yet. Read it against `keystroke-*`, whose shims have
+ * carried other sessions first. The figure is p99 (p99.9 in the JSON, `extra.p999`).
  */
 
 import { keystrokeScenario, keystrokes } from '../lib/keystroke.js';
@@ -28,20 +29,28 @@ export function freshLatencyScenario(spec: FreshLatencySpec): Scenario {
       const { rig } = ctx;
       const [client, upstream] = await Promise.all([rig.client(spec.client), rig.upstream('lean')]);
       const echo = (url: string) => keystrokes(client, url, roundTrips(ctx.quick));
+      // the load generator and the upstream are warmed, so that what is measured is the fresh shim
+      await echo(String(upstream.info['url']));
+      const throughFresh = async (warm: boolean) => {
+        const shim = await rig.freshShim(spec.shimMode, 'lean', false, warm);
+        try {
+          return await echo(String(shim.info['url']));
+        } finally {
+          await shim.stop();
+        }
+      };
       return {
         variants: [
           { name: 'direct', path: 'client → upstream', measure: () => echo(String(upstream.info['url'])) },
           {
+            name: 'relay',
+            path: `client → a fresh kubeshim, no warm-up → ${spec.shimMode} upstream`,
+            measure: () => throughFresh(false),
+          },
+          {
             name: 'shim',
             path: `client → a fresh kubeshim → ${spec.shimMode} upstream`,
-            async measure() {
-              const shim = await rig.freshShim(spec.shimMode, 'lean');
-              try {
-                return await echo(String(shim.info['url']));
-              } finally {
-                await shim.stop();
-              }
-            },
+            measure: () => throughFresh(true),
           },
         ],
       };

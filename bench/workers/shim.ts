@@ -3,6 +3,7 @@
  * of the upstream target (no kubeconfig), metrics on, info-level JSON log — with the upstream
  * protocol forced (`spdy` or `websocket`) so that every session is translated. Its log is read here:
  * `sessions` tells how the sessions it carried ended, so a run that "measured" failures shows it.
+ * It warms its hot paths up first, as `serve` does (src/warmup), unless `warm` is false.
  * With `record`, it records every exec session (`--record-dir` into a directory of its own, removed
  * when it stops, no size cap so that the whole stream is recorded); a recording that stopped counts
  * as a failed session.
@@ -18,9 +19,15 @@ import { Recorder } from '../../src/record/recorder.js';
 import { startShim } from '../../src/server/listener.js';
 import type { UpstreamMode } from '../../src/upstream/choice.js';
 import { loadUpstreamTarget } from '../../src/upstream/target.js';
+import { warmUp } from '../../src/warmup/warm-up.js';
 import { serveWorker, workerParams } from '../lib/worker.js';
 
-const { upstream, mode, record } = workerParams<{ upstream: string; mode: UpstreamMode; record?: boolean }>();
+const { upstream, mode, record, warm } = workerParams<{
+  upstream: string;
+  mode: UpstreamMode;
+  record?: boolean;
+  warm?: boolean;
+}>();
 
 let outcomes: Record<string, number> = {};
 let problems: string[] = [];
@@ -62,6 +69,9 @@ const shim = await startShim({
     ? await Recorder.create({ recordDir, recordMaxBytes: Number.MAX_SAFE_INTEGER, log })
     : undefined,
 });
+
+// as `serve` does before it announces its listener (src/warmup); `warm: false` for a cold process
+if (warm !== false) await warmUp({ log });
 
 serveWorker(
   { url: shim.url },

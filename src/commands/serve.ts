@@ -2,7 +2,7 @@
  * `kubeshim serve`: flags of the contract (docs/design.md) → startServing; runs until SIGINT/SIGTERM,
  * then stops gracefully (a second signal cuts the grace period short).
  */
-import { createLogger } from '../observe/logger.js';
+import { createLogger, type Logger } from '../observe/logger.js';
 import { DEFAULT_RECORD_MAX_BYTES } from '../record/recorder.js';
 import { DEFAULT_ACCEPT_HOSTS, parsePatterns } from '../server/access.js';
 import {
@@ -31,6 +31,7 @@ import {
   tagWorker,
 } from '../server/workers.js';
 import type { UpstreamMode } from '../upstream/choice.js';
+import { warmUp } from '../warmup/warm-up.js';
 import {
   checkKubeconfigFlag,
   parseFlags,
@@ -52,6 +53,8 @@ const USAGE = `Usage: kubeshim serve [flags]
   --log-level LEVEL           pino level (default info)
   --port-forward-stats        count port-forward connections and their bytes (reads relayed SPDY frames)
   --workers N|auto            processes sharing the listener (default 1; auto: one per CPU)
+  --no-warm-up                announce the listener at once, without first carrying a few loopback
+                              sessions through it (under a second; the first real sessions are slower)
 
 Recording and audit:
   --record-dir DIR            record every exec and attach session as an asciicast v2 file in DIR (0600)
@@ -88,6 +91,7 @@ const MODES: UpstreamMode[] = ['auto', 'spdy', 'websocket'];
 
 type ServeArgs = Omit<ServeConfig, 'log'> & {
   logLevel: string;
+  warm: boolean;
   shutdownGraceMs: number;
   workers: number;
   secureLocal: boolean;
@@ -131,6 +135,7 @@ function parseServeArgs(argv: string[]): ServeArgs | 0 {
       'record-max-bytes': { type: 'string' },
       'audit-log': { type: 'string' },
       workers: { type: 'string', default: '1' },
+      'no-warm-up': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     });
     if (values.help) {
@@ -209,9 +214,25 @@ function parseServeArgs(argv: string[]): ServeArgs | 0 {
         auditLog: values['audit-log'],
       },
       workers: parseWorkers(values.workers),
+      warm: !values['no-warm-up'],
     };
   } catch (err) {
     throw err instanceof UsageError ? err : new UsageError((err as Error).message);
+  }
+}
+
+/**
+ * Warm the hot paths (src/warmup) before the listener is announced. A warm-up that fails is a
+ * warning: sessions are still served.
+ */
+async function warmUpLogged(log: Logger): Promise<void> {
+  try {
+    const r = await warmUp({ log });
+    log.info({ sessions: r.sessions, roundTrips: r.roundTrips, bytes: r.bytes, ms: r.ms }, 'warmed up');
+  } catch (err) {
+    log.warn(
+      `warm-up failed: ${(err as Error).message} (sessions are served; --no-warm-up skips the warm-up)`,
+    );
   }
 }
 
@@ -245,7 +266,7 @@ async function serve(argv: string[]): Promise<number> {
   const parsed = parseServeArgs(argv);
   if (parsed === 0) return 0;
   reexecWithMemorySettings();
-  const { logLevel, shutdownGraceMs, workers, secureLocal, writeKubeconfig, ...config } = parsed;
+  const { logLevel, shutdownGraceMs, workers, secureLocal, writeKubeconfig, warm, ...config } = parsed;
   // unset limits fall back to the defaults
   config.limits = Object.fromEntries(Object.entries(config.limits ?? {}).filter(([, v]) => v !== undefined));
   checkKubeconfigFlag(config.kubeconfig);
@@ -262,6 +283,7 @@ async function serve(argv: string[]): Promise<number> {
     const s = await startServing({ ...config, log }).catch((err: NodeJS.ErrnoException) => {
       throw new Error(listenProblem(err, config.listen) ?? err.message);
     });
+    if (warm) await warmUpLogged(log);
     return {
       url: s.shim.url,
       upstream: s.target.describe(),

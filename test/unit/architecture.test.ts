@@ -63,6 +63,17 @@ const RULES: Rule[] = [
     because: 'the exec protocol is composed by the bridges and the emulator, not the reverse',
   },
   {
+    from: ['warmup'],
+    mayNotImport: ['emulator', 'doctor', 'record', 'commands'],
+    because: "the warm-up carries sessions through the shim's own code, from the shim's own clients to an echo of its own endpoints",
+  },
+  {
+    from: ['*'],
+    except: ['commands', 'warmup'],
+    mayNotImport: ['warmup'],
+    because: 'only serve warms a process up: nothing on the path of a session knows of it',
+  },
+  {
     from: ['*'],
     except: ['commands', 'cli.ts'],
     mayNotImport: ['commands'],
