@@ -65,7 +65,8 @@ const RULES: Rule[] = [
   {
     from: ['warmup'],
     mayNotImport: ['emulator', 'doctor', 'record', 'commands'],
-    because: "the warm-up carries sessions through the shim's own code, from the shim's own clients to an echo of its own endpoints",
+    because:
+      "the warm-up carries sessions through the shim's own code, from the shim's own clients to an echo of its own endpoints",
   },
   {
     from: ['*'],
