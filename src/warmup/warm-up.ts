@@ -83,6 +83,8 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport> {
     injectsCredentials: false,
   };
   const shims: Shim[] = [];
+  /** Set once the warm-up is over (finished, failed or timed out): nothing new may start. */
+  let closing = false;
   let timer: NodeJS.Timeout | undefined;
   const report: WarmUpReport = { sessions: 0, roundTrips: 0, bytes: 0, ms: 0 };
   try {
@@ -90,6 +92,10 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport> {
       // a shim forced to each upstream protocol: one client protocol is translated, the other relayed
       for (const mode of ['spdy', 'websocket'] as UpstreamMode[]) {
         const shim = await startShim({ host: '127.0.0.1', port: 0, target, mode, log: quiet });
+        if (closing) {
+          await shim.close();
+          return;
+        }
         shims.push(shim);
         const shimTarget: DialTarget = { url: new URL(shim.url), agent };
         for (const [dial, speaks] of [
@@ -116,6 +122,7 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport> {
       }),
     ]);
   } finally {
+    closing = true;
     clearTimeout(timer);
     await Promise.all(shims.map((s) => s.close()));
     await upstream.close();
