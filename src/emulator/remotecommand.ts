@@ -31,6 +31,12 @@ export interface CommandResult {
 const DEFAULT_SIZE = { cols: 80, rows: 24 };
 /** How long a tty exec waits for the client's first resize before starting the process. */
 const FIRST_RESIZE_WAIT_MS = 1000;
+/**
+ * What a node takes at least to start an exec'd process (the runtime enters the container first).
+ * Without it, a command that exits at once answers before kubectl 1.30–1.32 has registered its
+ * WebSocket streams, and that kubectl drops the answer (docs/protocols.md §3.3).
+ */
+const EXEC_START_MS = 25;
 
 /** Run the command; `signal` aborts when the client went away (the process is killed). */
 export async function runCommand(
@@ -44,7 +50,10 @@ export async function runCommand(
     return { status: successStatus() };
   }
   const size = req.tty ? await terminalSize(streams.resize, signal) : undefined;
-  if (!req.tty) streams.resize?.resume();
+  if (!req.tty) {
+    streams.resize?.resume();
+    await new Promise((resolve) => setTimeout(resolve, EXEC_START_MS));
+  }
   if (signal.aborted) return { status: internalErrorStatus('client went away') };
   let proc: PodProcess;
   try {
