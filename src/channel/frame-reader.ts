@@ -5,6 +5,12 @@
  * a chunk. Masked payloads (client to server) are handed on still masked with the key and its
  * offset: the consumer unmasks a copy only of what it needs. Control frames are skipped. Text
  * messages (the base64 protocols) are collected up to a bound and decoded when complete.
+ *
+ * With `strict`, it is the only reader of the connection (a translated session's upstream, in
+ * ws's place: ws-internals.ts, takeOverReads) and checks what ws checks of RFC 6455 §5: no
+ * reserved bit, known opcodes, the mask as the direction requires, continuations only inside a
+ * message, control frames short and unfragmented, messages within the limit, nothing after a
+ * close frame; binary messages only. Control frames are handed on whole (`onControl`), for ws.
  */
 import bufferutil from 'bufferutil';
 
@@ -19,6 +25,14 @@ export interface ChannelPiece {
 }
 
 export type ChannelPieceHandler = (piece: ChannelPiece) => void;
+
+/** The checks of a reader that is the only one (see above). */
+export interface StrictFraming {
+  /** The frames come from a client, so each must be masked; from a server, none may be. */
+  masked: boolean;
+  /** A control frame, header and payload, whole. */
+  onControl(frame: Buffer): void;
+}
 
 /** Largest message read (x/net's frame limit); a base64 message is collected up to this. */
 const MAX_MESSAGE = 32 * 1024 * 1024;
@@ -42,6 +56,11 @@ export class ChannelFrameReader {
   private textSize = 0;
   private inPayload = false;
   private stopped = false;
+  /** strict: inside a fragmented data message, its size so far, the control frame being read. */
+  private inMessage = false;
+  private messageSize = 0;
+  private controlFrame: Buffer | undefined;
+  private controlHave = 0;
   /** Handed to the handler each time (one object, not one per piece): use it before returning. */
   private readonly piece: ChannelPiece = {
     channel: 0,
@@ -61,6 +80,7 @@ export class ChannelFrameReader {
   constructor(
     private readonly onPiece: ChannelPieceHandler,
     private readonly onError: (why: string) => void,
+    private readonly strict?: StrictFraming,
   ) {}
 
   stop(): void {
@@ -77,6 +97,8 @@ export class ChannelFrameReader {
       }
       const n = Math.min(this.remaining, chunk.length - at);
       if (!this.control && n > 0) this.payload(chunk.subarray(at, at + n));
+      else if (this.controlFrame)
+        this.controlHave += chunk.copy(this.controlFrame, this.controlHave, at, at + n);
       at += n;
       this.framePos += n;
       this.remaining -= n;
@@ -111,6 +133,18 @@ export class ChannelFrameReader {
     if (length > MAX_MESSAGE) {
       this.fail(`a frame of ${length} bytes`);
       return at;
+    }
+    if (this.strict) {
+      const broken = this.strictCheck(opcode, length);
+      if (broken) {
+        this.fail(broken);
+        return at;
+      }
+      if (this.control) {
+        // kept whole for ws: at most 14 + 125 bytes
+        this.controlFrame = Buffer.allocUnsafe(this.headNeed + length);
+        this.controlHave = this.head.copy(this.controlFrame, 0, 0, this.headNeed);
+      }
     }
     if (!this.control) {
       if (opcode === 1 || opcode === 2) {
@@ -161,8 +195,37 @@ export class ChannelFrameReader {
     this.onPiece(p);
   }
 
+  /** What is wrong with this frame's header for a strict reader, or undefined. */
+  private strictCheck(opcode: number, length: number): string | undefined {
+    const strict = this.strict!;
+    if ((this.head[0]! & 0x70) !== 0) return 'a frame with a reserved bit set (no extension was negotiated)';
+    if (this.masked !== strict.masked)
+      return strict.masked ? 'an unmasked frame from the client' : 'a masked frame from the server';
+    if (this.control) {
+      if (opcode > 0x0a) return `unknown opcode ${opcode}`;
+      if (!this.fin) return 'a fragmented control frame';
+      if (length > 125) return `a control frame of ${length} bytes`;
+      return undefined;
+    }
+    if (opcode === 0 && !this.inMessage) return 'a continuation frame outside a message';
+    if (opcode !== 0 && this.inMessage) return 'a new message inside a fragmented one';
+    if (opcode === 1) return 'unexpected text message on a binary channel protocol';
+    this.messageSize = opcode === 0 ? this.messageSize + length : length;
+    if (this.messageSize > MAX_MESSAGE) return `a message of over ${MAX_MESSAGE} bytes`;
+    this.inMessage = !this.fin;
+    return undefined;
+  }
+
   private frameDone(): void {
     this.inPayload = false;
+    const control = this.controlFrame;
+    if (control) {
+      this.controlFrame = undefined;
+      // a close frame ends what the peer may send (RFC 6455 §5.5.1)
+      if ((control[0]! & 0x0f) === 0x08) this.stop();
+      this.strict!.onControl(control);
+      return;
+    }
     if (this.control || !this.fin) return;
     if (this.text && this.textParts.length > 0) {
       const data = Buffer.from(Buffer.concat(this.textParts).toString('latin1'), 'base64');

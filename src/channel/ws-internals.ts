@@ -4,7 +4,10 @@
  * - `_socket`, the transport under a WebSocket: writers wait on its backpressure (ws-flow.ts) and
  *   our own frames are written on it beside `ws` (ws-frame.ts);
  * - `_isServer`, whether frames toward the peer go unmasked;
- * - `Receiver`, ws's frame parser, which reads a relayed tunnel's frames (portforward-observer.ts).
+ * - `Receiver`, ws's frame parser, which reads a relayed tunnel's frames (portforward-observer.ts);
+ * - `socketOnData`, ws's `data` listener on the transport, and `_receiver`, the parser it writes
+ *   to: a translated session's reads are taken over (takeOverReads), and ws is given back only the
+ *   control frames.
  * Writing frames beside `ws` is correct only while `ws` writes each frame of its own whole and at
  * once: no permessage-deflate, and its sender idle between our writes (queue empty, socket not left
  * corked). `checkWsAssumptions` proves all of this against the installed `ws` where the shim or the
@@ -65,6 +68,37 @@ export function createFrameReader(masked: boolean, maxPayload: number, events: F
   receiver.on('message', (fragments: Buffer[], isBinary: boolean) => events.onMessage(fragments, isBinary));
   receiver.on('error', (err: Error) => events.onError(err));
   return receiver;
+}
+
+/** ws's own reader of a transport: the one `data` listener named `socketOnData`. */
+function wsDataListener(socket: Duplex): ((chunk: Buffer) => void) | undefined {
+  const found = socket.listeners('data').filter((l) => l.name === 'socketOnData');
+  return found.length === 1 ? (found[0] as (chunk: Buffer) => void) : undefined;
+}
+
+/**
+ * Read a WebSocket's transport in ws's place: `onData` gets every chunk, and when the socket
+ * closes, what it still buffers (which ws would read then). ws's parser sees only what is given
+ * back with `giveFrame`. False, with nothing changed, where ws's reader is not found.
+ */
+export function takeOverReads(ws: WebSocket, onData: (chunk: Buffer) => void): boolean {
+  const socket = wsSocket(ws);
+  const wsReader = wsDataListener(socket);
+  if (wsReader === undefined) return false;
+  socket.removeListener('data', wsReader);
+  socket.on('data', onData);
+  // before ws's own close listener, which would hand what is buffered to its parser
+  socket.prependListener('close', () => {
+    socket.removeListener('data', onData);
+    const rest = socket.readableLength > 0 ? (socket.read(socket.readableLength) as Buffer | null) : null;
+    if (rest) onData(rest);
+  });
+  return true;
+}
+
+/** Hand ws's parser one whole frame (a control frame read in its place: ws answers it). */
+export function giveFrame(ws: WebSocket, frame: Buffer): void {
+  (ws as unknown as { _receiver: Writable })._receiver.write(frame);
 }
 
 /** An assumption about `ws` that the installed version breaks. */
@@ -129,6 +163,10 @@ export function checkWsAssumptions(wss: WebSocketServer): void {
   ws.on('error', () => {});
   try {
     verifyWebSocketInternals(ws, socket, true);
+    if (!((ws as unknown as Record<string, unknown>)['_receiver'] instanceof Writable))
+      throw new WsAssumptionError('a WebSocket keeps its frame parser, a Writable, as `_receiver`');
+    if (wsDataListener(socket) === undefined)
+      throw new WsAssumptionError('a WebSocket reads its transport with one `data` listener, `socketOnData`');
     socket.written.length = 0;
     ws.send(PROBE, { binary: true });
     verifySenderIdle(ws, socket, Buffer.concat(socket.written), PROBE_FRAME);

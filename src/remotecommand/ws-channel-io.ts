@@ -5,8 +5,10 @@
  * socket is paused while any of them, or the session itself, holds it.
  */
 import type { RawData, WebSocket } from 'ws';
+import { ChannelFrameReader } from '../channel/frame-reader.js';
 import { sendChannel } from '../channel/send.js';
 import { afterWsFlush, wsCongested } from '../channel/ws-flow.js';
+import { giveFrame, takeOverReads } from '../channel/ws-internals.js';
 import type { Sink, Source } from './flow.js';
 
 const noop = () => {};
@@ -98,17 +100,37 @@ export class ChannelSource implements Source {
 /**
  * One side of a channel session on a WebSocket, server or client: it reads nothing until start(),
  * once its sources are connected, and nothing after stop().
+ *
+ * With `sliced` (binary protocols from a server), it reads the frames itself instead of ws's
+ * parser (channel/frame-reader.ts, strict): each payload is handed on as slices of the socket's
+ * reads, never joined into a copy where a frame straddles two reads; ws still answers the control
+ * frames. Where ws's reader cannot be taken over, whole messages come from ws as before.
  */
 export abstract class ChannelPeer {
   protected readonly gate: PauseGate;
   private stopped = false;
 
-  constructor(protected readonly ws: WebSocket) {
+  constructor(
+    protected readonly ws: WebSocket,
+    sliced = false,
+  ) {
     this.gate = new PauseGate(ws);
     this.gate.hold(); // released by start()
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (!this.stopped) this.onMessage(data as Buffer, isBinary);
     });
+    if (sliced) {
+      const reader = new ChannelFrameReader(
+        (piece) => {
+          if (!this.stopped) this.onPayload(piece.channel, piece.data);
+        },
+        (why) => {
+          if (!this.stopped) this.onFramingError(why);
+        },
+        { masked: false, onControl: (frame) => giveFrame(ws, frame) },
+      );
+      takeOverReads(ws, (chunk) => reader.write(chunk));
+    }
   }
 
   start(): void {
@@ -123,4 +145,10 @@ export abstract class ChannelPeer {
   }
 
   protected abstract onMessage(data: Buffer, isBinary: boolean): void;
+
+  /** A piece of a channel's payload, read with `sliced`. */
+  protected onPayload(_channel: number, _payload: Buffer): void {}
+
+  /** A frame that breaks RFC 6455 or the channel protocol, read with `sliced`. */
+  protected onFramingError(_why: string): void {}
 }

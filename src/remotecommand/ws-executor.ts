@@ -44,7 +44,8 @@ export class WsExecutor extends ChannelPeer implements ExecutorStreams {
     ws: WebSocket,
     private readonly opts: WsExecutorOptions,
   ) {
-    super(ws);
+    // an upstream's frames are read as slices of the reads (ChannelPeer), on binary protocols
+    super(ws, !opts.version.base64);
     const { version, wants } = opts;
     this.stdin = wants.stdin
       ? new ChannelSink(ws, CH_STDIN, version.base64, () => this.endStdin())
@@ -77,9 +78,17 @@ export class WsExecutor extends ChannelPeer implements ExecutorStreams {
       return;
     }
     if (msg === null || msg.payload.length === 0) return; // the established marker carries nothing (§3.3)
-    if (msg.channel === CH_STDOUT) this.stdout?.deliver(msg.payload);
-    else if (msg.channel === CH_STDERR) this.stderr?.deliver(msg.payload);
-    else if (msg.channel === CH_ERROR) this.status.add(msg.payload);
+    this.onPayload(msg.channel, msg.payload);
+  }
+
+  protected override onPayload(channel: number, payload: Buffer): void {
+    if (channel === CH_STDOUT) this.stdout?.deliver(payload);
+    else if (channel === CH_STDERR) this.stderr?.deliver(payload);
+    else if (channel === CH_ERROR) this.status.add(payload);
+  }
+
+  protected override onFramingError(why: string): void {
+    this.opts.onProtocolError(why);
   }
 
   /** stdin EOF becomes the v5 CLOSE message; older protocols cannot carry it (§3.3.1). */
