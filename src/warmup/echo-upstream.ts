@@ -13,7 +13,7 @@ import { acceptWebSocket, createWebSocketServer } from '../channel/ws-accept.js'
 import { RC_V4, RC_V5, remoteCommandVersion, splitProtocolHeader } from '../k8s/protocols.js';
 import { successStatus } from '../k8s/status.js';
 import { execStreams } from '../k8s/stream-request.js';
-import type { Sink, Source } from '../remotecommand/flow.js';
+import { pipe, type Sink, type Source } from '../remotecommand/flow.js';
 import { SpdyEndpoint } from '../remotecommand/spdy-endpoint.js';
 import { acceptSpdy, negotiateSpdy } from '../remotecommand/spdy-handshake.js';
 import { STREAM_CREATION_TIMEOUT_MS } from '../remotecommand/streams.js';
@@ -94,16 +94,15 @@ export async function startEchoUpstream(): Promise<EchoUpstream> {
   };
 }
 
-/** `cat`: stdin to stdout, pausing while stdout is congested; the status once stdin ends. */
+/** `cat`: stdin piped to stdout (flow.ts); the status once stdin ends. */
 function echo(stdin: Source | undefined, stdout: Sink | undefined, done: () => void): void {
   if (!stdin || !stdout) {
     done();
     return;
   }
-  const resume = () => stdin.resume();
-  stdin.read((chunk) => {
-    if (stdout.write(chunk)) return;
-    stdin.pause();
-    stdout.afterFlush(resume);
-  }, done);
+  pipe(
+    stdin,
+    { write: (c) => stdout.write(c), afterFlush: (next) => stdout.afterFlush(next), end: done },
+    ignore,
+  );
 }
