@@ -43,7 +43,7 @@ export interface WarmUpReport {
 }
 
 /** Measured on a fresh process (README, "Performance"): the tail settles after about 3,000. */
-export const DEFAULT_ROUND_TRIPS = 3000;
+const DEFAULT_ROUND_TRIPS = 3000;
 const DEFAULT_BULK_BYTES = 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 30_000;
 
