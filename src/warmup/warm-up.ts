@@ -86,6 +86,8 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport> {
   /** Set once the warm-up is over (finished, failed or timed out): nothing new may start. */
   let closing = false;
   let timer: NodeJS.Timeout | undefined;
+  /** The session under way: on a timeout it is cut, or the shims' close would wait for it to end. */
+  let current: ExecClient | undefined;
   const report: WarmUpReport = { sessions: 0, roundTrips: 0, bytes: 0, ms: 0 };
   try {
     const sessions = async () => {
@@ -104,6 +106,8 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport> {
         ] as [Dial, UpstreamMode][]) {
           const trips = speaks === mode ? Math.ceil(roundTrips / 10) : roundTrips;
           const client = await dial(shimTarget, upstream.execPath, quiet);
+          current = client;
+          if (closing) client.close();
           try {
             report.bytes += await exercise(client, trips, bulkBytes);
           } finally {
@@ -124,6 +128,7 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport> {
   } finally {
     closing = true;
     clearTimeout(timer);
+    current?.close();
     await Promise.all(shims.map((s) => s.close()));
     await upstream.close();
     agent.destroy();
