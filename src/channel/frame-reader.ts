@@ -6,11 +6,13 @@
  * offset: the consumer unmasks a copy only of what it needs. Control frames are skipped. Text
  * messages (the base64 protocols) are collected up to a bound and decoded when complete.
  *
- * With `strict`, it is the only reader of the connection (a translated session's upstream, in
- * ws's place: ws-internals.ts, takeOverReads) and checks what ws checks of RFC 6455 §5: no
- * reserved bit, known opcodes, the mask as the direction requires, continuations only inside a
- * message, control frames short and unfragmented, messages within the limit, nothing after a
- * close frame; binary messages only. Control frames are handed on whole (`onControl`), for ws.
+ * With `strict`, it is the only reader of the connection (a translated session's side, in ws's
+ * place: ws-internals.ts, takeOverReads) and checks what ws checks of RFC 6455 §5: no reserved
+ * bit, known opcodes, the mask as the direction requires, continuations only inside a message,
+ * control frames short and unfragmented, messages within the limit, nothing after a close frame;
+ * binary messages only, unless text is taken as binary. The bytes are its own, so masked payloads
+ * are unmasked in place and handed on as plain slices. Control frames are handed on whole and
+ * still masked (`onControl`), for ws; the end of each data message is told (`onMessageEnd`).
  */
 import bufferutil from 'bufferutil';
 
@@ -30,9 +32,19 @@ export type ChannelPieceHandler = (piece: ChannelPiece) => void;
 export interface StrictFraming {
   /** The frames come from a client, so each must be masked; from a server, none may be. */
   masked: boolean;
+  /** Text messages are read as binary ones (as x/net's server reads them, docs/protocols.md §3.3). */
+  textAsBinary?: boolean;
   /** A control frame, header and payload, whole. */
   onControl(frame: Buffer): void;
+  /** The last piece of a data message of `channel` was handed on (or the message had no payload). */
+  onMessageEnd?(channel: number): void;
 }
+
+/** Why a reader stopped, and the WebSocket close code that says it (RFC 6455 §7.4.1). */
+export type FramingErrorHandler = (why: string, closeCode: number) => void;
+const CLOSE_PROTOCOL_ERROR = 1002;
+const CLOSE_UNSUPPORTED_DATA = 1003;
+const CLOSE_TOO_BIG = 1009;
 
 /** Largest message read (x/net's frame limit); a base64 message is collected up to this. */
 const MAX_MESSAGE = 32 * 1024 * 1024;
@@ -43,6 +55,8 @@ export class ChannelFrameReader {
   private headHave = 0;
   private headNeed = 2;
   private readonly key = Buffer.alloc(4);
+  /** The key turned to start at a payload offset, for unmasking in place. */
+  private readonly turnedKey = Buffer.alloc(4);
   private masked = false;
   private remaining = 0;
   /** Payload offset within the current frame (for the mask). */
@@ -79,7 +93,7 @@ export class ChannelFrameReader {
 
   constructor(
     private readonly onPiece: ChannelPieceHandler,
-    private readonly onError: (why: string) => void,
+    private readonly onError: FramingErrorHandler,
     private readonly strict?: StrictFraming,
   ) {}
 
@@ -131,13 +145,13 @@ export class ChannelFrameReader {
     this.fin = (this.head[0]! & 0x80) !== 0;
     this.control = (opcode & 0x08) !== 0;
     if (length > MAX_MESSAGE) {
-      this.fail(`a frame of ${length} bytes`);
+      this.fail(`max payload size exceeded: a frame of ${length} bytes`, CLOSE_TOO_BIG);
       return at;
     }
     if (this.strict) {
       const broken = this.strictCheck(opcode, length);
       if (broken) {
-        this.fail(broken);
+        this.fail(...broken);
         return at;
       }
       if (this.control) {
@@ -149,11 +163,11 @@ export class ChannelFrameReader {
     if (!this.control) {
       if (opcode === 1 || opcode === 2) {
         this.channel = -1;
-        this.text = opcode === 1;
+        this.text = opcode === 1 && this.strict === undefined;
         this.textParts = [];
         this.textSize = 0;
       } else if (opcode !== 0) {
-        this.fail(`unknown opcode ${opcode}`);
+        this.fail(`invalid opcode ${opcode}`);
         return at;
       }
     }
@@ -169,9 +183,14 @@ export class ChannelFrameReader {
   private payload(data: Buffer): void {
     let piece = data;
     let offset = this.framePos;
+    let mask = this.masked ? this.key : undefined;
+    if (mask && this.strict) {
+      this.unmaskInPlace(piece, offset);
+      mask = undefined;
+    }
     if (this.channel < 0) {
       // the message's first byte names its channel
-      const first = this.masked ? piece[0]! ^ this.key[offset & 3]! : piece[0]!;
+      const first = mask ? piece[0]! ^ mask[offset & 3]! : piece[0]!;
       this.channel = this.text ? first - 0x30 : first;
       piece = piece.subarray(1);
       offset++;
@@ -179,11 +198,25 @@ export class ChannelFrameReader {
     }
     if (this.text) {
       if (this.textSize + piece.length > MAX_TEXT_MESSAGE) return; // too big to decode: left out
-      this.textParts.push(this.masked ? unmaskedCopy(piece, this.key, offset) : piece);
+      this.textParts.push(mask ? unmaskedCopy(piece, mask, offset) : piece);
       this.textSize += piece.length;
       return;
     }
-    this.emit(piece, this.masked ? this.key : undefined, offset & 3);
+    this.emit(piece, mask, offset & 3);
+  }
+
+  /** Unmask `data`, which starts `offset` bytes into the frame's payload, where it lies. */
+  private unmaskInPlace(data: Buffer, offset: number): void {
+    const key = this.key;
+    const k = offset & 3;
+    if (data.length < 32) {
+      // below this a call into bufferutil costs more than the loop (ws draws the line there too)
+      for (let i = 0; i < data.length; i++) data[i] = data[i]! ^ key[(k + i) & 3]!;
+      return;
+    }
+    const turned = this.turnedKey;
+    for (let i = 0; i < 4; i++) turned[i] = key[(k + i) & 3]!;
+    bufferutil.unmask(data, turned);
   }
 
   private emit(data: Buffer, mask: Buffer | undefined, maskOffset: number): void {
@@ -195,23 +228,27 @@ export class ChannelFrameReader {
     this.onPiece(p);
   }
 
-  /** What is wrong with this frame's header for a strict reader, or undefined. */
-  private strictCheck(opcode: number, length: number): string | undefined {
+  /** What is wrong with this frame's header for a strict reader, with its close code; or undefined. */
+  private strictCheck(opcode: number, length: number): [string, number] | undefined {
     const strict = this.strict!;
-    if ((this.head[0]! & 0x70) !== 0) return 'a frame with a reserved bit set (no extension was negotiated)';
+    const broken = (why: string): [string, number] => [why, CLOSE_PROTOCOL_ERROR];
+    if ((this.head[0]! & 0x70) !== 0)
+      return broken('a frame with a reserved bit set (no extension was negotiated)');
     if (this.masked !== strict.masked)
-      return strict.masked ? 'an unmasked frame from the client' : 'a masked frame from the server';
+      return broken(strict.masked ? 'an unmasked frame from the client' : 'a masked frame from the server');
     if (this.control) {
-      if (opcode > 0x0a) return `unknown opcode ${opcode}`;
-      if (!this.fin) return 'a fragmented control frame';
-      if (length > 125) return `a control frame of ${length} bytes`;
+      if (opcode > 0x0a) return broken(`invalid opcode ${opcode}`);
+      if (!this.fin) return broken('a fragmented control frame');
+      if (length > 125) return broken(`a control frame of ${length} bytes`);
       return undefined;
     }
-    if (opcode === 0 && !this.inMessage) return 'a continuation frame outside a message';
-    if (opcode !== 0 && this.inMessage) return 'a new message inside a fragmented one';
-    if (opcode === 1) return 'unexpected text message on a binary channel protocol';
+    if (opcode === 0 && !this.inMessage) return broken('a continuation frame outside a message');
+    if (opcode !== 0 && this.inMessage) return broken('a new message inside a fragmented one');
+    if (opcode === 1 && !strict.textAsBinary)
+      return ['unexpected text message on a binary channel protocol', CLOSE_UNSUPPORTED_DATA];
     this.messageSize = opcode === 0 ? this.messageSize + length : length;
-    if (this.messageSize > MAX_MESSAGE) return `a message of over ${MAX_MESSAGE} bytes`;
+    if (this.messageSize > MAX_MESSAGE)
+      return [`max payload size exceeded: a message of over ${MAX_MESSAGE} bytes`, CLOSE_TOO_BIG];
     this.inMessage = !this.fin;
     return undefined;
   }
@@ -232,12 +269,14 @@ export class ChannelFrameReader {
       this.textParts = [];
       if (data.length > 0) this.emit(data, undefined, 0);
     }
+    const channel = this.channel;
     this.channel = -1;
+    if (channel >= 0) this.strict?.onMessageEnd?.(channel);
   }
 
-  private fail(why: string): void {
+  private fail(why: string, closeCode = CLOSE_PROTOCOL_ERROR): void {
     this.stop();
-    this.onError(why);
+    this.onError(why, closeCode);
   }
 }
 

@@ -8,7 +8,7 @@ import type { RawData, WebSocket } from 'ws';
 import { ChannelFrameReader } from '../channel/frame-reader.js';
 import { sendChannel } from '../channel/send.js';
 import { afterWsFlush, wsCongested } from '../channel/ws-flow.js';
-import { giveFrame, takeOverReads } from '../channel/ws-internals.js';
+import { giveFrame, takeOverReads, wsIsServerSide } from '../channel/ws-internals.js';
 import type { Sink, Source } from './flow.js';
 
 const noop = () => {};
@@ -101,10 +101,12 @@ export class ChannelSource implements Source {
  * One side of a channel session on a WebSocket, server or client: it reads nothing until start(),
  * once its sources are connected, and nothing after stop().
  *
- * With `sliced` (binary protocols from a server), it reads the frames itself instead of ws's
- * parser (channel/frame-reader.ts, strict): each payload is handed on as slices of the socket's
- * reads, never joined into a copy where a frame straddles two reads; ws still answers the control
- * frames. Where ws's reader cannot be taken over, whole messages come from ws as before.
+ * With `sliced` (binary protocols), it reads the frames itself instead of ws's parser
+ * (channel/frame-reader.ts, strict): each payload is handed on as slices of the socket's reads,
+ * never joined into a copy where a frame straddles two reads, a client's unmasked where it lies;
+ * ws still answers the control frames. A server side reads a client's text messages as binary
+ * ones, as x/net does (docs/protocols.md §3.3). Where ws's reader cannot be taken over, whole
+ * messages come from ws as before.
  */
 export abstract class ChannelPeer {
   protected readonly gate: PauseGate;
@@ -120,14 +122,22 @@ export abstract class ChannelPeer {
       if (!this.stopped) this.onMessage(data as Buffer, isBinary);
     });
     if (sliced) {
+      const server = wsIsServerSide(ws);
       const reader = new ChannelFrameReader(
         (piece) => {
           if (!this.stopped) this.onPayload(piece.channel, piece.data);
         },
-        (why) => {
-          if (!this.stopped) this.onFramingError(why);
+        (why, closeCode) => {
+          if (!this.stopped) this.onFramingError(why, closeCode);
         },
-        { masked: false, onControl: (frame) => giveFrame(ws, frame) },
+        {
+          masked: server,
+          textAsBinary: server,
+          onControl: (frame) => giveFrame(ws, frame),
+          onMessageEnd: (channel) => {
+            if (!this.stopped) this.onMessageEnd(channel);
+          },
+        },
       );
       takeOverReads(ws, (chunk) => reader.write(chunk));
     }
@@ -147,8 +157,11 @@ export abstract class ChannelPeer {
   protected abstract onMessage(data: Buffer, isBinary: boolean): void;
 
   /** A piece of a channel's payload, read with `sliced`. */
-  protected onPayload(_channel: number, _payload: Buffer): void {}
+  protected abstract onPayload(channel: number, payload: Buffer): void;
 
-  /** A frame that breaks RFC 6455 or the channel protocol, read with `sliced`. */
-  protected onFramingError(_why: string): void {}
+  /** A channel's message is complete (its last piece came, if it had any), read with `sliced`. */
+  protected onMessageEnd(_channel: number): void {}
+
+  /** A frame that breaks RFC 6455 or the channel protocol, read with `sliced`; `closeCode` says it. */
+  protected abstract onFramingError(why: string, closeCode: number): void;
 }

@@ -3,7 +3,9 @@
  * v1–v4 and base64 protocols, and v5. It writes the empty "established" message at once, reads
  * stdin and resize from channels 0 and 4 (a v5 CLOSE `[255, ch]` half-closes them; a malformed one
  * is a protocol error that ends the session), and at the end writes the status on channel 3, then
- * Close 1000. Nothing is read until start().
+ * Close 1000. Nothing is read until start(). On binary protocols the client's frames are read
+ * sliced (ws-channel-io.ts): stdin passes on piece by piece, while a resize or CLOSE message is
+ * gathered whole first, up to a bound.
  */
 import type { WebSocket } from 'ws';
 import {
@@ -14,7 +16,7 @@ import {
   CH_STDIN,
   CH_STDOUT,
   type ChannelMessage,
-  type ChannelProtocolError,
+  ChannelProtocolError,
   decodeMessage,
   parseClosePayload,
 } from '../channel/codec.js';
@@ -27,6 +29,8 @@ import { establishedChannel, stderrPromised } from './streams.js';
 import { ChannelPeer, ChannelSink, ChannelSource } from './ws-channel-io.js';
 
 const EMPTY = Buffer.alloc(0);
+/** A resize message is `{"Width":W,"Height":H}`, a CLOSE one byte: far below this. */
+const MAX_WHOLE_MESSAGE = 64 * 1024;
 
 export interface WsEndpointOptions {
   version: RemoteCommandVersion;
@@ -45,12 +49,15 @@ export class WsEndpoint extends ChannelPeer implements EndpointStreams {
   readonly resize: ChannelSource;
   readonly stdout: Sink | undefined;
   readonly stderr: Sink | undefined;
+  /** The pieces of the resize or CLOSE message being read sliced, and their size. */
+  private gathered: Buffer[] = [];
+  private gatheredSize = 0;
 
   constructor(
     ws: WebSocket,
     private readonly opts: WsEndpointOptions,
   ) {
-    super(ws);
+    super(ws, !opts.version.base64);
     const { wants, version } = opts;
     this.stdin = wants.stdin ? new ChannelSource(this.gate) : undefined;
     this.resize = new ChannelSource(this.gate);
@@ -82,10 +89,48 @@ export class WsEndpoint extends ChannelPeer implements EndpointStreams {
       if (!this.opts.dropUndecodable) this.protocolError(err as ChannelProtocolError);
       return;
     }
-    if (msg === null) return;
-    if (msg.channel === CH_STDIN) this.stdin?.deliver(msg.payload);
-    else if (msg.channel === CH_RESIZE) this.resize.deliver(msg.payload);
-    else if (msg.channel === CH_CLOSE && version.wsClose) this.onCloseMessage(msg.payload);
+    if (msg !== null) this.dispatch(msg.channel, msg.payload);
+  }
+
+  protected override onPayload(channel: number, payload: Buffer): void {
+    if (channel === CH_STDIN) {
+      this.stdin?.deliver(payload);
+      return;
+    }
+    if (!this.wantsWhole(channel)) return;
+    this.gatheredSize += payload.length;
+    if (this.gatheredSize > MAX_WHOLE_MESSAGE) {
+      this.gathered = [];
+      this.protocolError(
+        new ChannelProtocolError(`a channel ${channel} message of over ${MAX_WHOLE_MESSAGE} bytes`, 1009),
+      );
+      return;
+    }
+    this.gathered.push(payload);
+  }
+
+  protected override onMessageEnd(channel: number): void {
+    if (!this.wantsWhole(channel)) return;
+    const parts = this.gathered;
+    const whole = parts.length === 0 ? EMPTY : parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    this.gathered = [];
+    this.gatheredSize = 0;
+    this.dispatch(channel, whole);
+  }
+
+  protected override onFramingError(why: string, closeCode: number): void {
+    this.protocolError(new ChannelProtocolError(why, closeCode));
+  }
+
+  /** Resize and CLOSE messages are taken whole; stdin is a stream. */
+  private wantsWhole(channel: number): boolean {
+    return channel === CH_RESIZE || (channel === CH_CLOSE && this.opts.version.wsClose);
+  }
+
+  private dispatch(channel: number, payload: Buffer): void {
+    if (channel === CH_STDIN) this.stdin?.deliver(payload);
+    else if (channel === CH_RESIZE) this.resize.deliver(payload);
+    else if (channel === CH_CLOSE && this.opts.version.wsClose) this.onCloseMessage(payload);
     // channels the server only writes, or does not know: dropped (§3.3)
   }
 

@@ -13,6 +13,7 @@ import { ChannelFrameReader } from '../../src/channel/frame-reader.js';
 import { wsSocket } from '../../src/channel/ws-internals.js';
 import { RC_V5, remoteCommandVersion } from '../../src/k8s/protocols.js';
 import { createLogger } from '../../src/observe/logger.js';
+import { WsEndpoint } from '../../src/remotecommand/ws-endpoint.js';
 import { WsExecutor } from '../../src/remotecommand/ws-executor.js';
 
 const V5 = remoteCommandVersion(RC_V5)!;
@@ -86,8 +87,8 @@ test('strict: every frame ws would refuse is refused, naming what is wrong', () 
       /new message inside/,
     ],
     [frame(0x1, Buffer.from('1aGk=')), /text message on a binary/],
-    [frame(0x3, Buffer.from([1])), /unknown opcode 3/],
-    [frame(0xb, Buffer.from([1])), /unknown opcode 11/],
+    [frame(0x3, Buffer.from([1])), /invalid opcode 3/],
+    [frame(0xb, Buffer.from([1])), /invalid opcode 11/],
     [frame(0x9, Buffer.from('x'), false), /fragmented control frame/],
     [Buffer.from([0x89, 126, 0, 126, ...Buffer.alloc(126)]), /control frame of 126 bytes/],
     [Buffer.from([0x82, 127, 0, 0, 0, 0, 0x02, 0, 0, 1]), /a frame of 33554433 bytes/],
@@ -189,5 +190,176 @@ test('an upstream frame that breaks the protocol ends the session as a protocol 
     assert.match((await ended) ?? '', /^protocol: a frame with a reserved bit set/);
   } finally {
     await p.close();
+  }
+});
+
+/** A masked frame (client to server) with `key`. */
+function maskedFrame(opcode: number, payload: Buffer, key: Buffer, fin = true): Buffer {
+  const plain = frame(opcode, payload, fin);
+  const headLen = plain.length - payload.length;
+  const out = Buffer.concat([plain.subarray(0, headLen), key, payload]);
+  out[1] = out[1]! | 0x80;
+  for (let i = 0; i < payload.length; i++) out[headLen + 4 + i] = payload[i]! ^ key[i & 3]!;
+  return out;
+}
+
+test('strict, masked: payloads unmasked where they lie across any split, text read as binary, message ends told', () => {
+  const key = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+  const big = Buffer.alloc(70_001);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+  const ping = maskedFrame(0x9, Buffer.from('p1'), key);
+  const resize = Buffer.from('\x04{"Width":80,"Height":24}', 'latin1');
+  const bytes = Buffer.concat([
+    maskedFrame(0x2, Buffer.concat([Buffer.from([0]), big]), key),
+    maskedFrame(0x2, resize.subarray(0, 9), key, false),
+    ping,
+    maskedFrame(0x0, resize.subarray(9), key),
+    maskedFrame(0x1, Buffer.from('\x00typed as text', 'latin1'), key),
+    maskedFrame(0x2, Buffer.from([255, 0]), key),
+    maskedFrame(0x2, Buffer.from([4]), key), // a message with only its channel byte still ends
+  ]);
+  for (const step of [1, 3, 7, 1000, bytes.length]) {
+    const pieces: { channel: number; data: Buffer }[] = [];
+    const ends: number[] = [];
+    const controls: Buffer[] = [];
+    let error: string | undefined;
+    const reader = new ChannelFrameReader(
+      (p) => {
+        assert.equal(p.mask, undefined);
+        pieces.push({ channel: p.channel, data: Buffer.from(p.data) });
+      },
+      (why) => {
+        error = why;
+      },
+      {
+        masked: true,
+        textAsBinary: true,
+        onControl: (f) => controls.push(Buffer.from(f)),
+        onMessageEnd: (c) => ends.push(c),
+      },
+    );
+    const copy = Buffer.from(bytes); // unmasked in place: the reader's input is its own
+    for (let at = 0; at < copy.length; at += step) reader.write(copy.subarray(at, at + step));
+    assert.equal(error, undefined, `step ${step}`);
+    const byChannel = (c: number) => Buffer.concat(pieces.filter((p) => p.channel === c).map((p) => p.data));
+    assert.ok(byChannel(0).subarray(0, big.length).equals(big), `step ${step}`);
+    assert.equal(byChannel(0).subarray(big.length).toString(), 'typed as text');
+    assert.equal(byChannel(4).toString(), resize.subarray(1).toString());
+    assert.deepEqual(byChannel(255), Buffer.from([0]));
+    assert.deepEqual(ends, [0, 4, 0, 255, 4], `step ${step}`);
+    assert.deepEqual(controls, [ping], 'control frames go on whole and still masked');
+  }
+});
+
+test('strict, masked: an unmasked frame from the client and text without textAsBinary are refused', () => {
+  const errors: [string, number][] = [];
+  const read = (bytes: Buffer, textAsBinary: boolean) =>
+    new ChannelFrameReader(
+      () => {},
+      (why, code) => errors.push([why, code]),
+      { masked: true, textAsBinary, onControl: () => {} },
+    ).write(bytes);
+  read(frame(0x2, Buffer.from([0, 1])), true);
+  read(maskedFrame(0x1, Buffer.from('\x00x'), Buffer.from([1, 2, 3, 4])), false);
+  read(Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0x02, 0, 0, 1, 1, 2, 3, 4]), true);
+  assert.deepEqual(errors, [
+    ['an unmasked frame from the client', 1002],
+    ['unexpected text message on a binary channel protocol', 1003],
+    ['max payload size exceeded: a frame of 33554433 bytes', 1009],
+  ]);
+});
+
+/** The endpoint on the server side of `p`, its stdin and resize as they arrive, and its end. */
+function endpointOn(server: WebSocket) {
+  const got = { stdin: [] as Buffer[], resize: [] as string[], stdinEnded: false };
+  const ended = new Promise<{ code: number; reason: string; protocolError?: string }>((resolve) => {
+    let protocolError: string | undefined;
+    const endpoint = new WsEndpoint(server, {
+      version: V5,
+      wants: { stdin: true, stdout: true, stderr: false, tty: true },
+      dropUndecodable: false,
+      onProtocolError: (err) => {
+        protocolError = `${err.closeCode} ${err.message}`;
+      },
+      onClose: (code, reason) => resolve({ code, reason, protocolError }),
+    });
+    endpoint.stdin!.read(
+      (c) => got.stdin.push(Buffer.from(c)),
+      () => {
+        got.stdinEnded = true;
+      },
+    );
+    endpoint.resize.read(
+      (c) => got.resize.push(c.toString()),
+      () => {},
+    );
+    endpoint.start();
+  });
+  return { got, ended };
+}
+
+test('the endpoint reads a client through sliced reads: stdin, whole resizes, CLOSE, pings answered', async () => {
+  const p = await pair();
+  try {
+    p.server.pause(); // as acceptWebSocket hands it over
+    const { got, ended } = endpointOn(p.server);
+    assert.equal(wsSocket(p.server).listeners('data').length, 1);
+    assert.notEqual(wsSocket(p.server).listeners('data')[0]!.name, 'socketOnData');
+    p.client.resume();
+    const pong = once(p.client, 'pong');
+    p.client.ping(Buffer.from('still there?'));
+    assert.equal(String((await pong)[0]), 'still there?');
+    const big = Buffer.alloc(300_000);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 13) & 0xff;
+    p.client.send(Buffer.concat([Buffer.from([0]), big]));
+    // a resize frame written a byte at a time still arrives as one message
+    const raw = wsSocket(p.client);
+    const resize = maskedFrame(
+      0x2,
+      Buffer.from('\x04{"Width":120,"Height":40}', 'latin1'),
+      Buffer.from([9, 8, 7, 6]),
+    );
+    for (const byte of resize) {
+      raw.write(Buffer.from([byte]));
+      await new Promise((r) => setImmediate(r));
+    }
+    p.client.send(Buffer.from([255, 0]));
+    p.client.send(Buffer.from([0, 0x58])); // after stdin's CLOSE: dropped
+    p.client.close(1000);
+    const end = await ended;
+    assert.equal(end.code, 1000);
+    assert.equal(end.protocolError, undefined);
+    assert.ok(Buffer.concat(got.stdin).equals(big));
+    assert.equal(got.stdinEnded, true);
+    assert.deepEqual(got.resize, ['{"Width":120,"Height":40}']);
+  } finally {
+    await p.close();
+  }
+});
+
+test('a client frame that breaks the protocol, or a resize message too big, closes with its code', async () => {
+  for (const [bytes, code, why] of [
+    [frame(0x2, Buffer.from([0, 0x41])), 1002, /unmasked frame from the client/],
+    [
+      maskedFrame(0x2, Buffer.alloc(70_000, 4), Buffer.from([1, 2, 3, 4])),
+      1009,
+      /channel 4 message of over 65536/,
+    ],
+  ] as [Buffer, number, RegExp][]) {
+    const p = await pair();
+    try {
+      p.server.pause();
+      const { ended } = endpointOn(p.server);
+      p.client.resume();
+      const closed = once(p.client, 'close');
+      wsSocket(p.client).write(bytes);
+      const [closeCode] = (await closed) as [number];
+      assert.equal(closeCode, code);
+      const end = await ended;
+      assert.match(end.protocolError ?? '', why);
+      assert.ok(end.protocolError?.startsWith(`${code} `));
+    } finally {
+      await p.close();
+    }
   }
 });
