@@ -20,6 +20,7 @@ import {
   decodeMessage,
   parseClosePayload,
 } from '../channel/codec.js';
+import { MessageGather } from '../channel/message-gather.js';
 import { sendChannel } from '../channel/send.js';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
 import type { ExecStreams } from '../k8s/stream-request.js';
@@ -49,9 +50,8 @@ export class WsEndpoint extends ChannelPeer implements EndpointStreams {
   readonly resize: ChannelSource;
   readonly stdout: Sink | undefined;
   readonly stderr: Sink | undefined;
-  /** The pieces of the resize or CLOSE message being read sliced, and their size. */
-  private gathered: Buffer[] = [];
-  private gatheredSize = 0;
+  /** The resize or CLOSE message being read sliced. */
+  private readonly gathered = new MessageGather(MAX_WHOLE_MESSAGE);
 
   constructor(
     ws: WebSocket,
@@ -97,25 +97,14 @@ export class WsEndpoint extends ChannelPeer implements EndpointStreams {
       this.stdin?.deliver(payload);
       return;
     }
-    if (!this.wantsWhole(channel)) return;
-    this.gatheredSize += payload.length;
-    if (this.gatheredSize > MAX_WHOLE_MESSAGE) {
-      this.gathered = [];
-      this.protocolError(
-        new ChannelProtocolError(`a channel ${channel} message of over ${MAX_WHOLE_MESSAGE} bytes`, 1009),
-      );
-      return;
-    }
-    this.gathered.push(payload);
+    if (!this.wantsWhole(channel) || this.gathered.add(payload)) return;
+    this.protocolError(
+      new ChannelProtocolError(`a channel ${channel} message of over ${MAX_WHOLE_MESSAGE} bytes`, 1009),
+    );
   }
 
   protected override onMessageEnd(channel: number): void {
-    if (!this.wantsWhole(channel)) return;
-    const parts = this.gathered;
-    const whole = parts.length === 0 ? EMPTY : parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-    this.gathered = [];
-    this.gatheredSize = 0;
-    this.dispatch(channel, whole);
+    if (this.wantsWhole(channel)) this.dispatch(channel, this.gathered.take());
   }
 
   protected override onFramingError(why: string, closeCode: number): void {

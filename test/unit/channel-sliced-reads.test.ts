@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { ChannelFrameReader } from '../../src/channel/frame-reader.js';
+import { MessageGather } from '../../src/channel/message-gather.js';
 import { wsSocket } from '../../src/channel/ws-internals.js';
 import { RC_V5, remoteCommandVersion } from '../../src/k8s/protocols.js';
 import { createLogger } from '../../src/observe/logger.js';
@@ -323,6 +324,12 @@ test('the endpoint reads a client through sliced reads: stdin, whole resizes, CL
       raw.write(Buffer.from([byte]));
       await new Promise((r) => setImmediate(r));
     }
+    // and one cut into a frame per byte
+    const size = Buffer.from('\x04{"Width":100,"Height":30}', 'latin1');
+    const fragments = [...size].map((byte, i) =>
+      maskedFrame(i === 0 ? 0x2 : 0x0, Buffer.from([byte]), Buffer.from([i, 1, 2, 3]), i === size.length - 1),
+    );
+    raw.write(Buffer.concat(fragments));
     p.client.send(Buffer.from([255, 0]));
     p.client.send(Buffer.from([0, 0x58])); // after stdin's CLOSE: dropped
     p.client.close(1000);
@@ -331,7 +338,7 @@ test('the endpoint reads a client through sliced reads: stdin, whole resizes, CL
     assert.equal(end.protocolError, undefined);
     assert.ok(Buffer.concat(got.stdin).equals(big));
     assert.equal(got.stdinEnded, true);
-    assert.deepEqual(got.resize, ['{"Width":120,"Height":40}']);
+    assert.deepEqual(got.resize, ['{"Width":120,"Height":40}', '{"Width":100,"Height":30}']);
   } finally {
     await p.close();
   }
@@ -362,4 +369,18 @@ test('a client frame that breaks the protocol, or a resize message too big, clos
       await p.close();
     }
   }
+});
+
+test('a small message gathered whole: one piece kept as it is, many joined, the limit held', () => {
+  const gather = new MessageGather(64 * 1024);
+  const one = Buffer.from('{"Width":80,"Height":24}');
+  assert.equal(gather.add(one), true);
+  assert.equal(gather.take(), one, 'a message in one piece is not copied');
+  assert.deepEqual(gather.take(), Buffer.alloc(0), 'then it starts afresh');
+  const text = '{"Width":132,"Height":43}'.repeat(100);
+  for (const ch of Buffer.from(text)) assert.equal(gather.add(Buffer.from([ch])), true);
+  assert.equal(gather.take().toString(), text);
+  for (let i = 0; i < 64; i++) assert.equal(gather.add(Buffer.alloc(1024, i)), true);
+  assert.equal(gather.add(Buffer.from([1])), false, 'one byte over the limit');
+  assert.deepEqual(gather.take(), Buffer.alloc(0), 'what was gathered is dropped');
 });
