@@ -1,6 +1,8 @@
 /**
- * Sources and sinks over SPDY streams. Backpressure is the session's: a stream whose reader is
- * paused pauses the whole socket (docs/protocols.md §6.8), and writes wait for the socket's drain.
+ * Sources and sinks over SPDY streams, reading and writing beside the streams' Node machinery
+ * (readDirect, writeDirect: a chunk costs a call, not a Readable push or a Writable write and
+ * their ticks). Backpressure is the session's: a stream whose reader is paused pauses the whole
+ * socket (docs/protocols.md §6.8), and writes wait for the socket's drain.
  * Classes rather than object literals of closures: a session holds several, for as long as it
  * lasts, and methods on a prototype cost nothing per session.
  */
@@ -11,16 +13,15 @@ export class StreamSource implements Source {
   constructor(private readonly stream: SpdyStream) {}
 
   read(data: (chunk: Buffer) => void, end: () => void): void {
-    this.stream.on('data', data);
-    this.stream.once('end', end);
+    this.stream.readDirect(data, end);
   }
 
   pause(): void {
-    this.stream.pause();
+    this.stream.hold();
   }
 
   resume(): void {
-    this.stream.resume();
+    this.stream.release();
   }
 }
 
@@ -29,12 +30,11 @@ export class StreamSink implements Sink {
   constructor(private readonly stream: SpdyStream) {}
 
   write(chunk: Buffer): boolean {
-    return this.stream.writableEnded || this.stream.write(chunk);
+    return this.stream.writableEnded || this.stream.writeDirect(chunk);
   }
 
   afterFlush(next: () => void): void {
-    if (this.stream.writableNeedDrain && !this.stream.destroyed) this.stream.once('drain', next);
-    else next();
+    this.stream.afterDrain(next);
   }
 
   end(): void {

@@ -260,22 +260,31 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
 
   /** @internal Write stream data as DATA frames; `done` runs when the socket can take more. */
   sendData(stream: SpdyStream, chunks: Buffer[], done: () => void): void {
-    if (this.ended || stream.localClosed) {
-      done(); // the peer is gone or reset the stream: the bytes have nowhere to go
-      return;
-    }
+    let ready = true;
+    for (const chunk of chunks) ready = this.sendChunk(stream, chunk);
+    if (ready) done();
+    else this.drainWaiters.push(done);
+  }
+
+  /** @internal DATA frames for `chunk`; false when the socket is congested (wait with afterDrain). */
+  sendChunk(stream: SpdyStream, chunk: Buffer): boolean {
+    // the peer is gone or reset the stream: the bytes have nowhere to go
+    if (this.ended || stream.localClosed) return true;
     if (!stream.replied && stream.peerInitiated) stream.reply();
     const socket = this.socket;
     batchWrites(socket);
-    for (const chunk of chunks) {
-      for (let off = 0; off < chunk.length; off += MAX_FRAME_LENGTH) {
-        const len = Math.min(MAX_FRAME_LENGTH, chunk.length - off);
-        socket.write(dataFrameHeader(stream.id, 0, len));
-        socket.write(len === chunk.length ? chunk : chunk.subarray(off, off + len));
-      }
+    for (let off = 0; off < chunk.length; off += MAX_FRAME_LENGTH) {
+      const len = Math.min(MAX_FRAME_LENGTH, chunk.length - off);
+      socket.write(dataFrameHeader(stream.id, 0, len));
+      socket.write(len === chunk.length ? chunk : chunk.subarray(off, off + len));
     }
-    if (congested(socket)) this.drainWaiters.push(done);
-    else done();
+    return !congested(socket);
+  }
+
+  /** @internal Run `next` once the socket can take more (at once when it can now, or is gone). */
+  afterDrain(next: () => void): void {
+    if (this.ended || !congested(this.socket)) next();
+    else this.drainWaiters.push(next);
   }
 
   /** @internal Half-close our side of a stream: an empty DATA frame with FIN. */
@@ -296,6 +305,13 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
   /** @internal */
   sendReset(stream: SpdyStream, status: number): void {
     if (!this.ended) this.writeFrame(rstStreamFrame(stream.id, status));
+  }
+
+  /** @internal A stream's reader can take no more: stop reading the socket until it resumes. */
+  block(stream: SpdyStream): void {
+    if (this.blocked.has(stream) || this.ended) return;
+    this.blocked.add(stream);
+    this.socket.pause();
   }
 
   /** @internal The stream's reader wants more: resume the socket once no stream is full. */
@@ -421,14 +437,12 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Fram
     if (stream === undefined || stream.remoteClosed) return; // unknown or finished stream: dropped, as spdystream does
     if (payload.length > 0) {
       stream.bytesReceived += payload.length;
-      if (!stream.push(payload) && !this.blocked.has(stream)) {
-        this.blocked.add(stream);
-        this.socket.pause();
-      }
+      const direct = stream.direct;
+      if (direct) direct.data(payload);
+      else if (!stream.push(payload)) this.block(stream);
     }
     if (fin) {
-      stream.remoteClosed = true;
-      stream.push(null);
+      stream.endOfData();
       this.forgetIfDone(stream);
     }
   }
@@ -550,6 +564,8 @@ export class SpdyStream extends Duplex {
   /** RST_STREAM status received from the peer, if any. */
   resetStatus: number | undefined;
   bytesReceived = 0;
+  /** @internal The reader set with readDirect, until the data is over. */
+  direct: { data: (chunk: Buffer) => void; end: () => void } | undefined;
   /** @internal */
   pendingOpen: { resolve: () => void; reject: (err: Error) => void } | undefined;
 
@@ -592,11 +608,55 @@ export class SpdyStream extends Duplex {
       this.emit('reset', resetStatus);
     }
     this.localClosed = true;
-    if (!this.remoteClosed) {
-      this.remoteClosed = true;
-      this.push(null);
-    }
+    if (!this.remoteClosed) this.endOfData();
     this.session.forget(this);
+  }
+
+  /** @internal The peer's data is over (FIN, RST, the session's end): the readable side ends. */
+  endOfData(): void {
+    this.remoteClosed = true;
+    this.push(null);
+    const direct = this.direct;
+    if (direct === undefined) return;
+    this.direct = undefined;
+    this.resume(); // nothing is buffered: the readable side emits 'end' for its other listeners
+    direct.end();
+  }
+
+  /**
+   * Read the peer's data with callbacks in place of the readable side's 'data' events, without
+   * the stream machinery per chunk (a byte path's source, remotecommand/spdy-stream-io.ts): what
+   * the readable side holds is handed over first, then each payload as the session parses it.
+   * `end` runs once after the last; 'end' is still emitted. Pause with `hold`, resume with `release`.
+   */
+  readDirect(data: (chunk: Buffer) => void, end: () => void): void {
+    for (let held = this.read() as Buffer | null; held !== null; held = this.read() as Buffer | null)
+      data(held);
+    if (!this.remoteClosed) {
+      this.direct = { data, end };
+      return;
+    }
+    this.resume(); // over before it was read: the readable side has its end already
+    end();
+  }
+
+  /** Read no more of the socket until `release` (the direct reader's sink is congested). */
+  hold(): void {
+    this.session.block(this);
+  }
+
+  release(): void {
+    this.session.resumeFrom(this);
+  }
+
+  /** Write `chunk` without the writable side's machinery; false when the socket is congested. */
+  writeDirect(chunk: Buffer): boolean {
+    return this.session.sendChunk(this, chunk);
+  }
+
+  /** Run `next` once the socket can take more. */
+  afterDrain(next: () => void): void {
+    this.session.afterDrain(next);
   }
 
   override _read(): void {

@@ -625,3 +625,58 @@ test('close(): a peer that reads slowly still gets every byte written before it,
   assert.ok(received.equals(payload), 'every byte, in order');
   assert.equal(await closed(client, 20_000), undefined);
 });
+
+test('direct reading and writing: what arrived first comes first, holds pause the socket, end and its event both come', async (t) => {
+  const hwm = 64 * 1024;
+  const srv = await listenReplying({ streamHighWaterMark: hwm });
+  t.after(() => srv.close());
+  const client = await dial(srv.port, { streamHighWaterMark: hwm });
+  t.after(() => client.destroy());
+  const stream = await client.openStream({ streamtype: 'stdin' });
+  const ss = await waitFor('server stream', () => srv.streams[0]);
+  const server = srv.sessions[0]!;
+
+  // written before anyone reads: held by the readable side, then handed over first
+  const early = randomBytes(10_000);
+  assert.equal(stream.writeDirect(early), true);
+  await waitFor('early bytes held', () => (ss.readableLength === early.length ? true : undefined));
+  const got: Buffer[] = [];
+  let ended = 0;
+  ss.readDirect(
+    (c) => got.push(Buffer.from(c)),
+    () => ended++,
+  );
+  const endEvent = once(ss, 'end');
+  assert.ok(Buffer.concat(got).equals(early));
+
+  // a hold stops the socket at once; what follows waits in the kernel until release
+  ss.hold();
+  assert.equal(server.socket.isPaused(), true);
+  const late = randomBytes(3 * 1024 * 1024);
+  let drained = false;
+  if (!stream.writeDirect(late)) stream.afterDrain(() => (drained = true));
+  else drained = true;
+  await new Promise((r) => setTimeout(r, 200));
+  const heldAt = Buffer.concat(got).length;
+  assert.ok(heldAt < early.length + late.length, 'nothing past the hold but the read under way');
+  ss.release();
+  stream.end();
+  await withTimeout(endEvent, 10_000, "the readable side's end event");
+  assert.equal(ended, 1, 'end runs once');
+  assert.equal(drained, true, 'afterDrain ran');
+  assert.ok(Buffer.concat(got).equals(Buffer.concat([early, late])));
+
+  // a stream over before it was read: its data, then its end at once
+  const second = await client.openStream({ streamtype: 'stdout' });
+  const ss2 = await waitFor('second server stream', () => srv.streams[1]);
+  second.end(Buffer.from('last words'));
+  await waitFor('second stream over', () => (ss2.remoteClosed ? true : undefined));
+  const got2: string[] = [];
+  let ended2 = 0;
+  ss2.readDirect(
+    (c) => got2.push(c.toString()),
+    () => ended2++,
+  );
+  assert.deepEqual(got2, ['last words']);
+  assert.equal(ended2, 1);
+});
