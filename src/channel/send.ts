@@ -14,16 +14,10 @@ export const MAX_CHANNEL_MESSAGE = 32 * 1024;
 /** Send `payload` on `channel`; an empty payload is one empty message (the established marker). */
 export function sendChannel(ws: WebSocket, channel: number, payload: Buffer, base64: boolean): void {
   if (ws.readyState !== ws.OPEN) return;
-  const socket = wsSocket(ws);
-  const server = wsIsServerSide(ws);
-  const write = base64
-    ? (piece: Buffer) => ws.send(encodeBase64(channel, piece), { binary: false })
-    : (piece: Buffer) => writeBinaryFrame(socket, server, channel, piece);
-  if (payload.length <= MAX_CHANNEL_MESSAGE) {
-    write(payload);
-    return;
-  }
-  for (let off = 0; off < payload.length; off += MAX_CHANNEL_MESSAGE) {
-    write(payload.subarray(off, off + MAX_CHANNEL_MESSAGE));
+  for (let off = 0; off === 0 || off < payload.length; off += MAX_CHANNEL_MESSAGE) {
+    const piece =
+      payload.length <= MAX_CHANNEL_MESSAGE ? payload : payload.subarray(off, off + MAX_CHANNEL_MESSAGE);
+    if (base64) ws.send(encodeBase64(channel, piece), { binary: false });
+    else writeBinaryFrame(wsSocket(ws), wsIsServerSide(ws), channel, piece);
   }
 }
