@@ -49,14 +49,17 @@ const CLOSE_TOO_BIG = 1009;
 /** Largest message read (x/net's frame limit); a base64 message is collected up to this. */
 const MAX_MESSAGE = 32 * 1024 * 1024;
 const MAX_TEXT_MESSAGE = 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
+/** A key turned to start at a payload offset, for unmasking in place: scratch, used within one call. */
+const TURNED = Buffer.alloc(4);
 
 export class ChannelFrameReader {
-  private readonly head = Buffer.alloc(14);
+  /** The frame header being read; made at the first byte (an idle session's reader holds none). */
+  private head: Buffer | undefined;
   private headHave = 0;
   private headNeed = 2;
-  private readonly key = Buffer.alloc(4);
-  /** The key turned to start at a payload offset, for unmasking in place. */
-  private readonly turnedKey = Buffer.alloc(4);
+  /** The current frame's masking key; made at the first masked frame. */
+  private key: Buffer | undefined;
   private masked = false;
   private remaining = 0;
   /** Payload offset within the current frame (for the mask). */
@@ -78,7 +81,7 @@ export class ChannelFrameReader {
   /** Handed to the handler each time (one object, not one per piece): use it before returning. */
   private readonly piece: ChannelPiece = {
     channel: 0,
-    data: Buffer.alloc(0),
+    data: EMPTY,
     mask: undefined,
     maskOffset: 0,
   };
@@ -122,27 +125,31 @@ export class ChannelFrameReader {
 
   /** Read header bytes; returns where the chunk goes on. */
   private readHead(chunk: Buffer, at: number): number {
-    while (this.headHave < this.headNeed && at < chunk.length) this.head[this.headHave++] = chunk[at++]!;
+    const head = (this.head ??= Buffer.allocUnsafe(14));
+    while (this.headHave < this.headNeed && at < chunk.length) head[this.headHave++] = chunk[at++]!;
     if (this.headHave < this.headNeed) return at;
     if (this.headNeed === 2) {
-      const len7 = this.head[1]! & 0x7f;
-      this.masked = (this.head[1]! & 0x80) !== 0;
+      const len7 = head[1]! & 0x7f;
+      this.masked = (head[1]! & 0x80) !== 0;
       this.headNeed = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (this.masked ? 4 : 0);
       if (this.headNeed > 2) return at;
     }
-    const len7 = this.head[1]! & 0x7f;
+    const len7 = head[1]! & 0x7f;
     let length = len7;
     let p = 2;
     if (len7 === 126) {
-      length = this.head.readUInt16BE(2);
+      length = head.readUInt16BE(2);
       p = 4;
     } else if (len7 === 127) {
-      length = this.head.readUInt32BE(2) * 0x100000000 + this.head.readUInt32BE(6);
+      length = head.readUInt32BE(2) * 0x100000000 + head.readUInt32BE(6);
       p = 10;
     }
-    if (this.masked) this.head.copy(this.key, 0, p, p + 4);
-    const opcode = this.head[0]! & 0x0f;
-    this.fin = (this.head[0]! & 0x80) !== 0;
+    if (this.masked) {
+      const key = (this.key ??= Buffer.allocUnsafe(4));
+      for (let i = 0; i < 4; i++) key[i] = head[p + i]!;
+    }
+    const opcode = head[0]! & 0x0f;
+    this.fin = (head[0]! & 0x80) !== 0;
     this.control = (opcode & 0x08) !== 0;
     if (length > MAX_MESSAGE) {
       this.fail(`max payload size exceeded: a frame of ${length} bytes`, CLOSE_TOO_BIG);
@@ -157,7 +164,7 @@ export class ChannelFrameReader {
       if (this.control) {
         // kept whole for ws: at most 14 + 125 bytes
         this.controlFrame = Buffer.allocUnsafe(this.headNeed + length);
-        this.controlHave = this.head.copy(this.controlFrame, 0, 0, this.headNeed);
+        this.controlHave = head.copy(this.controlFrame, 0, 0, this.headNeed);
       }
     }
     if (!this.control) {
@@ -183,7 +190,7 @@ export class ChannelFrameReader {
   private payload(data: Buffer): void {
     let piece = data;
     let offset = this.framePos;
-    let mask = this.masked ? this.key : undefined;
+    let mask = this.masked ? this.key! : undefined;
     if (mask && this.strict) {
       this.unmaskInPlace(piece, offset);
       mask = undefined;
@@ -207,14 +214,14 @@ export class ChannelFrameReader {
 
   /** Unmask `data`, which starts `offset` bytes into the frame's payload, where it lies. */
   private unmaskInPlace(data: Buffer, offset: number): void {
-    const key = this.key;
+    const key = this.key!;
     const k = offset & 3;
     if (data.length < 32) {
       // below this a call into bufferutil costs more than the loop (ws draws the line there too)
       for (let i = 0; i < data.length; i++) data[i] = data[i]! ^ key[(k + i) & 3]!;
       return;
     }
-    const turned = this.turnedKey;
+    const turned = TURNED;
     for (let i = 0; i < 4; i++) turned[i] = key[(k + i) & 3]!;
     bufferutil.unmask(data, turned);
   }
@@ -232,7 +239,7 @@ export class ChannelFrameReader {
   private strictCheck(opcode: number, length: number): [string, number] | undefined {
     const strict = this.strict!;
     const broken = (why: string): [string, number] => [why, CLOSE_PROTOCOL_ERROR];
-    if ((this.head[0]! & 0x70) !== 0)
+    if ((this.head![0]! & 0x70) !== 0)
       return broken('a frame with a reserved bit set (no extension was negotiated)');
     if (this.masked !== strict.masked)
       return broken(strict.masked ? 'an unmasked frame from the client' : 'a masked frame from the server');

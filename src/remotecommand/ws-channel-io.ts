@@ -118,29 +118,32 @@ export abstract class ChannelPeer {
   ) {
     this.gate = new PauseGate(ws);
     this.gate.hold(); // released by start()
+    if (sliced && this.readSliced(ws)) return;
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (!this.stopped) this.onMessage(data as Buffer, isBinary);
     });
-    if (sliced) {
-      const server = wsIsServerSide(ws);
-      const reader = new ChannelFrameReader(
-        (piece) => {
-          if (!this.stopped) this.onPayload(piece.channel, piece.data);
+  }
+
+  /** Read the frames in ws's place; false where ws's reader cannot be taken over. */
+  private readSliced(ws: WebSocket): boolean {
+    const server = wsIsServerSide(ws);
+    const reader = new ChannelFrameReader(
+      (piece) => {
+        if (!this.stopped) this.onPayload(piece.channel, piece.data);
+      },
+      (why, closeCode) => {
+        if (!this.stopped) this.onFramingError(why, closeCode);
+      },
+      {
+        masked: server,
+        textAsBinary: server,
+        onControl: (frame) => giveFrame(ws, frame),
+        onMessageEnd: (channel) => {
+          if (!this.stopped) this.onMessageEnd(channel);
         },
-        (why, closeCode) => {
-          if (!this.stopped) this.onFramingError(why, closeCode);
-        },
-        {
-          masked: server,
-          textAsBinary: server,
-          onControl: (frame) => giveFrame(ws, frame),
-          onMessageEnd: (channel) => {
-            if (!this.stopped) this.onMessageEnd(channel);
-          },
-        },
-      );
-      takeOverReads(ws, (chunk) => reader.write(chunk));
-    }
+      },
+    );
+    return takeOverReads(ws, (chunk) => reader.write(chunk));
   }
 
   start(): void {
