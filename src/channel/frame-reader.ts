@@ -125,7 +125,8 @@ export class ChannelFrameReader {
 
   /** Read header bytes; returns where the chunk goes on. */
   private readHead(chunk: Buffer, at: number): number {
-    const head = (this.head ??= Buffer.allocUnsafe(14));
+    if (this.head === undefined) this.head = Buffer.allocUnsafe(14);
+    const head = this.head;
     while (this.headHave < this.headNeed && at < chunk.length) head[this.headHave++] = chunk[at++]!;
     if (this.headHave < this.headNeed) return at;
     if (this.headNeed === 2) {
@@ -145,7 +146,8 @@ export class ChannelFrameReader {
       p = 10;
     }
     if (this.masked) {
-      const key = (this.key ??= Buffer.allocUnsafe(4));
+      if (this.key === undefined) this.key = Buffer.allocUnsafe(4);
+      const key = this.key;
       for (let i = 0; i < 4; i++) key[i] = head[p + i]!;
     }
     const opcode = head[0]! & 0x0f;
