@@ -532,15 +532,20 @@ test('an oversized control frame from the peer is a protocol error with GOAWAY, 
   assert.deepEqual(raw.events, [['goaway', 0, GoAwayStatus.PROTOCOL_ERROR]]);
 });
 
-test('backpressure: an unread stream pauses the socket, memory stays bounded, reading resumes it', async (t) => {
-  const hwm = 64 * 1024;
+/** A client and a server session with `hwm` streams, the client's stdin stream opened and accepted. */
+async function stdinPair(t: TestContext, hwm: number) {
   const srv = await listenReplying({ streamHighWaterMark: hwm });
   t.after(() => srv.close());
   const client = await dial(srv.port, { streamHighWaterMark: hwm });
   t.after(() => client.destroy());
   const stream = await client.openStream({ streamtype: 'stdin' });
   const ss = await waitFor('server stream', () => srv.streams[0]);
-  const server = srv.sessions[0]!;
+  return { srv, client, stream, ss, server: srv.sessions[0]! };
+}
+
+test('backpressure: an unread stream pauses the socket, memory stays bounded, reading resumes it', async (t) => {
+  const hwm = 64 * 1024;
+  const { stream, ss, server } = await stdinPair(t, hwm);
 
   const total = 64 * 1024 * 1024;
   const chunk = randomBytes(64 * 1024);
@@ -627,14 +632,7 @@ test('close(): a peer that reads slowly still gets every byte written before it,
 });
 
 test('direct reading and writing: what arrived first comes first, holds pause the socket, end and its event both come', async (t) => {
-  const hwm = 64 * 1024;
-  const srv = await listenReplying({ streamHighWaterMark: hwm });
-  t.after(() => srv.close());
-  const client = await dial(srv.port, { streamHighWaterMark: hwm });
-  t.after(() => client.destroy());
-  const stream = await client.openStream({ streamtype: 'stdin' });
-  const ss = await waitFor('server stream', () => srv.streams[0]);
-  const server = srv.sessions[0]!;
+  const { srv, client, stream, ss, server } = await stdinPair(t, 64 * 1024);
 
   // written before anyone reads: held by the readable side, then handed over first
   const early = randomBytes(10_000);
