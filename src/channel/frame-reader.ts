@@ -158,11 +158,7 @@ export class ChannelFrameReader {
       return at;
     }
     if (this.strict) {
-      const broken = this.strictCheck(opcode, length);
-      if (broken) {
-        this.fail(...broken);
-        return at;
-      }
+      if (!this.strictCheck(opcode, length)) return at;
       if (this.control) {
         // kept whole for ws: at most 14 + 125 bytes
         this.controlFrame = Buffer.allocUnsafe(this.headNeed + length);
@@ -237,29 +233,36 @@ export class ChannelFrameReader {
     this.onPiece(p);
   }
 
-  /** What is wrong with this frame's header for a strict reader, with its close code; or undefined. */
-  private strictCheck(opcode: number, length: number): [string, number] | undefined {
+  /** Whether this frame's header passes a strict reader's checks; if not, the reader fails naming why. */
+  private strictCheck(opcode: number, length: number): boolean {
     const strict = this.strict!;
-    const broken = (why: string): [string, number] => [why, CLOSE_PROTOCOL_ERROR];
     if ((this.head![0]! & 0x70) !== 0)
-      return broken('a frame with a reserved bit set (no extension was negotiated)');
+      return this.broken('a frame with a reserved bit set (no extension was negotiated)');
     if (this.masked !== strict.masked)
-      return broken(strict.masked ? 'an unmasked frame from the client' : 'a masked frame from the server');
+      return this.broken(
+        strict.masked ? 'an unmasked frame from the client' : 'a masked frame from the server',
+      );
     if (this.control) {
-      if (opcode > 0x0a) return broken(`invalid opcode ${opcode}`);
-      if (!this.fin) return broken('a fragmented control frame');
-      if (length > 125) return broken(`a control frame of ${length} bytes`);
-      return undefined;
+      if (opcode > 0x0a) return this.broken(`invalid opcode ${opcode}`);
+      if (!this.fin) return this.broken('a fragmented control frame');
+      if (length > 125) return this.broken(`a control frame of ${length} bytes`);
+      return true;
     }
-    if (opcode === 0 && !this.inMessage) return broken('a continuation frame outside a message');
-    if (opcode !== 0 && this.inMessage) return broken('a new message inside a fragmented one');
+    if (opcode === 0 && !this.inMessage) return this.broken('a continuation frame outside a message');
+    if (opcode !== 0 && this.inMessage) return this.broken('a new message inside a fragmented one');
     if (opcode === 1 && !strict.textAsBinary)
-      return ['unexpected text message on a binary channel protocol', CLOSE_UNSUPPORTED_DATA];
+      return this.broken('unexpected text message on a binary channel protocol', CLOSE_UNSUPPORTED_DATA);
     this.messageSize = opcode === 0 ? this.messageSize + length : length;
     if (this.messageSize > MAX_MESSAGE)
-      return [`max payload size exceeded: a message of over ${MAX_MESSAGE} bytes`, CLOSE_TOO_BIG];
+      return this.broken(`max payload size exceeded: a message of over ${MAX_MESSAGE} bytes`, CLOSE_TOO_BIG);
     this.inMessage = !this.fin;
-    return undefined;
+    return true;
+  }
+
+  /** Fail naming `why`; false, for a check to return. */
+  private broken(why: string, closeCode = CLOSE_PROTOCOL_ERROR): false {
+    this.fail(why, closeCode);
+    return false;
   }
 
   private frameDone(): void {
