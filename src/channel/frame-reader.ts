@@ -219,9 +219,7 @@ export class ChannelFrameReader {
       for (let i = 0; i < data.length; i++) data[i] = data[i]! ^ key[(k + i) & 3]!;
       return;
     }
-    const turned = TURNED;
-    for (let i = 0; i < 4; i++) turned[i] = key[(k + i) & 3]!;
-    bufferutil.unmask(data, turned);
+    bufferutil.unmask(data, turnedKey(key, k));
   }
 
   private emit(data: Buffer, mask: Buffer | undefined, maskOffset: number): void {
@@ -299,9 +297,14 @@ export function unmasked(data: Buffer, mask: Buffer | undefined, maskOffset: num
 
 function unmaskedCopy(data: Buffer, key: Buffer, offset: number): Buffer {
   const out = Buffer.allocUnsafe(data.length);
-  const k = offset & 3;
-  const rotated =
-    k === 0 ? key : Buffer.from([key[k]!, key[(k + 1) & 3]!, key[(k + 2) & 3]!, key[(k + 3) & 3]!]);
-  bufferutil.mask(data, rotated, out, 0, data.length);
+  bufferutil.mask(data, turnedKey(key, offset), out, 0, data.length);
   return out;
+}
+
+/** `key` turned to start at payload offset `offset` (scratch: use it before anything else turns one). */
+function turnedKey(key: Buffer, offset: number): Buffer {
+  const k = offset & 3;
+  if (k === 0) return key;
+  for (let i = 0; i < 4; i++) TURNED[i] = key[(k + i) & 3]!;
+  return TURNED;
 }
