@@ -384,8 +384,12 @@ async function drive(
   const started = performance.now();
   const progress = setInterval(() => {
     const s = Math.round((performance.now() - started) / 1000);
-    process.stderr.write(
-      `[${s}s] completed ${soak.completed}, in flight ${soak.inFlight.size}, failures ${sum(soak.failures)}, rss ${(rssBytes(pid) / MiB).toFixed(0)} MiB\n`,
+    memoryBreakdown(pid, shimUrl).then(
+      (b) =>
+        process.stderr.write(
+          `[${s}s] completed ${soak.completed}, in flight ${soak.inFlight.size}, failures ${sum(soak.failures)}, rss ${b.rss.toFixed(0)} MiB (main arena ${b.mainArena}, thread arenas ${b.threadArenas} in ${b.threadArenaCount}, other anonymous ${b.otherAnonymous}, V8 heap ${b.v8['nodejs_heap_size_total_bytes']})\n`,
+        ),
+      () => {},
     );
   }, 30_000);
 
