@@ -371,9 +371,11 @@ async function drive(
   // where the memory goes, at the sample of highest RSS
   const breakdownAtStart = await memoryBreakdown(pid, shimUrl);
   let breakdownAtPeak = breakdownAtStart;
+  let breakdownLatest = breakdownAtStart;
   const breakdownSampler = setInterval(() => {
     memoryBreakdown(pid, shimUrl).then(
       (b) => {
+        breakdownLatest = b;
         if (b.rss > breakdownAtPeak.rss) breakdownAtPeak = b;
       },
       () => {},
@@ -384,12 +386,10 @@ async function drive(
   const started = performance.now();
   const progress = setInterval(() => {
     const s = Math.round((performance.now() - started) / 1000);
-    memoryBreakdown(pid, shimUrl).then(
-      (b) =>
-        process.stderr.write(
-          `[${s}s] completed ${soak.completed}, in flight ${soak.inFlight.size}, failures ${sum(soak.failures)}, rss ${b.rss.toFixed(0)} MiB (main arena ${b.mainArena}, thread arenas ${b.threadArenas} in ${b.threadArenaCount}, other anonymous ${b.otherAnonymous}, V8 heap ${b.v8['nodejs_heap_size_total_bytes']})\n`,
-        ),
-      () => {},
+    // where the memory is, as the breakdown sampler saw it last (at most 5 s ago)
+    const b = breakdownLatest;
+    process.stderr.write(
+      `[${s}s] completed ${soak.completed}, in flight ${soak.inFlight.size}, failures ${sum(soak.failures)}, rss ${(rssBytes(pid) / MiB).toFixed(0)} MiB (main arena ${b.mainArena}, thread arenas ${b.threadArenas} in ${b.threadArenaCount}, other anonymous ${b.otherAnonymous}, V8 heap ${b.v8['nodejs_heap_size_total_bytes']})\n`,
     );
   }, 30_000);
 
