@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/observe/logger.js';
 import { Metrics } from '../../src/observe/metrics.js';
-import { Recorder } from '../../src/record/recorder.js';
+import { Recorder, WARM_UP_RECORDING_BYTES } from '../../src/record/recorder.js';
 import { startShim } from '../../src/server/listener.js';
 import type { UpstreamMode } from '../../src/upstream/choice.js';
 import { loadUpstreamTarget } from '../../src/upstream/target.js';
@@ -66,7 +66,12 @@ const shim = await startShim({
   metrics: new Metrics(),
   maxSessions: 0, // the idle scenario holds thousands
   recorder: recordDir
-    ? await Recorder.create({ recordDir, recordMaxBytes: Number.MAX_SAFE_INTEGER, log })
+    ? await Recorder.create({
+        recordDir,
+        recordMaxBytes: Number.MAX_SAFE_INTEGER,
+        log,
+        warmUpBytes: warm === false ? 0 : WARM_UP_RECORDING_BYTES,
+      })
     : undefined,
 });
 

@@ -3,7 +3,7 @@
  * then stops gracefully (a second signal cuts the grace period short).
  */
 import { createLogger, type Logger } from '../observe/logger.js';
-import { DEFAULT_RECORD_MAX_BYTES } from '../record/recorder.js';
+import { DEFAULT_RECORD_MAX_BYTES, WARM_UP_RECORDING_BYTES } from '../record/recorder.js';
 import { DEFAULT_ACCEPT_HOSTS, parsePatterns } from '../server/access.js';
 import {
   DEFAULT_LIMITS,
@@ -54,7 +54,8 @@ const USAGE = `Usage: kubeshim serve [flags]
   --port-forward-stats        count port-forward connections and their bytes (reads relayed SPDY frames)
   --workers N|auto            processes sharing the listener (default 1; auto: one per CPU)
   --no-warm-up                announce the listener at once, without first carrying a few loopback
-                              sessions through it (under a second; the first real sessions are slower)
+                              sessions (and a recording) through it (under a second; the first real
+                              sessions are slower)
 
 Recording and audit:
   --record-dir DIR            record every exec and attach session as an asciicast v2 file in DIR (0600)
@@ -212,6 +213,7 @@ function parseServeArgs(argv: string[]): ServeArgs | 0 {
         recordRequired: values['record-required'],
         recordMaxBytes: optional(values['record-max-bytes'], (v) => parseCount('--record-max-bytes', v)),
         auditLog: values['audit-log'],
+        warmUpBytes: values['no-warm-up'] ? 0 : WARM_UP_RECORDING_BYTES,
       },
       workers: parseWorkers(values.workers),
       warm: !values['no-warm-up'],

@@ -66,6 +66,11 @@ export class Recording {
     if (!this.writer.take(this, kind, chunk, performance.now() - this.started)) this.fail(QUEUE_FULL);
   }
 
+  /** Resolves once what was taken so far is turned into lines (or dropped, the recording failed). */
+  flushed(): Promise<void> {
+    return this.writer.flushed(this);
+  }
+
   /** The last line (how the session ended), then close the file. */
   end(summary: string): Promise<void> {
     this.sendHeader();
@@ -124,6 +129,8 @@ export class CastWriter {
   private readonly handed: Batch[] = [];
   private readonly spare: ArrayBuffer[] = [];
   private spareBytes = 0;
+  /** Recordings waiting for what they took to be turned into lines. */
+  private readonly flushing = new Map<Recording, () => void>();
 
   constructor(private readonly opts: CastWriterOptions) {}
 
@@ -168,6 +175,22 @@ export class CastWriter {
       else this.handTimer.refresh();
     }
     return true;
+  }
+
+  /** @internal */
+  flushed(recording: Recording): Promise<void> {
+    this.hand();
+    if (recording.queued === 0 || this.thread === undefined) return Promise.resolve();
+    return new Promise((resolve) => this.flushing.set(recording, resolve));
+  }
+
+  /** Wake the recordings waiting in `flushed` whose bytes are all lines (`all`: every one). */
+  private wakeFlushed(all: boolean): void {
+    for (const [recording, resolve] of this.flushing)
+      if (all || recording.queued === 0) {
+        this.flushing.delete(recording);
+        resolve();
+      }
   }
 
   /** @internal Hand over what was taken, then the message that ends the recording. */
@@ -260,6 +283,7 @@ export class CastWriter {
         if (b === undefined) return;
         for (let i = 0; i < b.recordings.length; i++) b.recordings[i]!.queued -= b.lengths[i]!;
         this.opts.budget.used -= b.size;
+        if (this.flushing.size > 0) this.wakeFlushed(false);
         if (this.spareBytes + m.data.byteLength <= SPARE_BYTES) {
           this.spare.push(m.data);
           this.spareBytes += m.data.byteLength;
@@ -288,6 +312,7 @@ export class CastWriter {
       r.closed?.();
     }
     this.recordings.clear();
+    this.wakeFlushed(true);
   }
 
   /** Keep the process alive, and spare buffers, only while something is being recorded. */

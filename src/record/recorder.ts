@@ -39,6 +39,8 @@ export interface RecorderOptions {
   /** Bytes queued for the disk at most, per session and in all. */
   maxQueuedPerSession?: number;
   maxQueued?: number;
+  /** At start, carry this much sample output through a throwaway recording (see `create`). */
+  warmUpBytes?: number;
 }
 
 export const DEFAULT_RECORD_MAX_BYTES = 256 * 1024 * 1024;
@@ -71,10 +73,21 @@ export class Recorder {
     });
   }
 
-  /** A recorder for these options; the record directory is created (0700) if it is missing. */
+  /**
+   * A recorder for these options. The record directory is created (0700) if it is missing, and a
+   * throwaway recording is carried through the recording thread, then deleted: so a directory that
+   * takes no files is said at start (rejects with why), and the first session neither waits for
+   * the thread to start nor has its output escaped by code not yet compiled (`warmUpBytes`).
+   */
   static async create(opts: RecorderOptions): Promise<Recorder> {
     const r = new Recorder(opts);
-    if (opts.recordDir !== undefined) await mkdir(opts.recordDir, { recursive: true, mode: 0o700 });
+    if (opts.recordDir !== undefined) {
+      await mkdir(opts.recordDir, { recursive: true, mode: 0o700 });
+      await r.warmUp(opts.recordDir, opts.warmUpBytes ?? 0).catch(async (err: Error) => {
+        await r.writer.stop();
+        throw new Error(`--record-dir ${opts.recordDir}: ${err.message}`);
+      });
+    }
     if (opts.auditLog !== undefined) {
       r.audit = await openAuditLog(opts.auditLog, opts.log, r.budget, (why) => {
         r.failed('audit', why);
@@ -82,6 +95,27 @@ export class Recorder {
       });
     }
     return r;
+  }
+
+  private async warmUp(dir: string, bytes: number): Promise<void> {
+    const path = join(dir, `.kubeshim-warm-up-${randomUUID()}`);
+    let failure: string | undefined;
+    const recording = await this.writer
+      .open(path, { timestamp: 0, title: 'warm-up', kubeshim: {} }, Number.MAX_SAFE_INTEGER, (why) => {
+        failure ??= why;
+      })
+      .catch((err: Error) => {
+        throw new Error(
+          `cannot create a recording there (${err.message}): give a directory kubeshim can write`,
+        );
+      });
+    for (let sent = 0, i = 0; sent < bytes && failure === undefined; sent += WARM_UP_CHUNK, i++) {
+      recording.add('o', warmUpOutput(i));
+      // the sessions' pace: each batch is escaped and written before the next is taken
+      if (i % 16 === 15) await recording.flushed();
+    }
+    await recording.discard();
+    if (failure !== undefined) throw new Error(`cannot write a recording there (${failure})`);
   }
 
   /** True when an audit log is written. */
@@ -280,6 +314,24 @@ export class SessionTrail implements SessionTap {
       ...(this.recording ? { recording: this.recording.path } : {}),
     };
   }
+}
+
+/** What `serve` carries through its warm-up recording: every escaping path, a few hand-overs. */
+export const WARM_UP_RECORDING_BYTES = 1024 * 1024;
+const WARM_UP_CHUNK = 32 * 1024;
+const WARM_UP_LINES = [
+  'drwxr-xr-x  2 root root  4096 Dec  6 09:30 \x1b[01;34mbin\x1b[0m\r\n',
+  'kubeshim warm-up: the quick brown fox jumps over the lazy dog — äöü ✓ 日本語\r\n',
+  '{"level":"info","msg":"a \\"quoted\\" line\\twith tabs"}\r\n',
+].join('');
+/**
+ * Sample terminal output, chunk `i`: colored and UTF-8 text; every fourth chunk cuts a character in
+ * two and carries bytes that are not UTF-8, so the slow paths of the escaping are compiled too.
+ */
+function warmUpOutput(i: number): Buffer {
+  const chunk = Buffer.alloc(WARM_UP_CHUNK, WARM_UP_LINES);
+  if (i % 4 === 3) chunk.set([0xff, 0xfe, 0x00, 0xe6, 0x97], WARM_UP_CHUNK - 5);
+  return chunk;
 }
 
 /** `2026-12-05T14-15-30.123Z_default_demo_<id>.cast`: sorts by time, names namespace and pod. */

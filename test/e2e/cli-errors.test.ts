@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,6 +144,31 @@ describe('serve', () => {
       /--tls-cert and --tls-key go together/,
     );
     says(await serve([...UP, '--listen', 'nowhere']), 'serve', 2, /--listen must be HOST:PORT or PORT/);
+  });
+
+  test('a --record-dir that takes no files is said at start, with or without the warm-up; the check leaves nothing there', async () => {
+    const records = join(dir, 'records-locked');
+    await mkdir(records);
+    // root writes through file modes: the immutable attribute stops it too
+    const locked = process.getuid?.() === 0 ? ['chattr', '+i'] : ['chmod', '0500'];
+    execFileSync(locked[0]!, [locked[1]!, records]);
+    try {
+      for (const extra of [[], ['--no-warm-up']])
+        says(
+          await serve([...UP, '--record-dir', records, ...extra]),
+          'serve',
+          1,
+          /--record-dir \S+records-locked: cannot create a recording there \((EPERM|EACCES)\): give a directory kubeshim can write$/m,
+        );
+    } finally {
+      execFileSync(locked[0]!, [locked[0] === 'chattr' ? '-i' : '0700', records]);
+    }
+    const shim = await startServe([...UP, '--record-dir', records], env);
+    try {
+      assert.deepEqual(await readdir(records), [], 'the warm-up recording is deleted');
+    } finally {
+      assert.equal(await shim.stop(), 0);
+    }
   });
 
   test('--listen PORT is 127.0.0.1:PORT; an upstream it cannot reach is a warning naming kubeshim doctor', async () => {
