@@ -5,7 +5,7 @@ import { relay } from '../bridge/relay.js';
 import { SessionRecord } from '../bridge/session-record.js';
 import type { UpgradeResult } from '../upstream/dial.js';
 import { credentialPolicy } from '../upstream/headers.js';
-import { ClientGone, headerValue, type SessionSettings } from './attempts/context.js';
+import { CLIENT_CLOSED, ClientGone, headerValue, type SessionSettings } from './attempts/context.js';
 import { relayHandshake } from './attempts/pass-through.js';
 import { replyRefusal } from './http-answers.js';
 import { requestTarget } from './request-target.js';
@@ -25,6 +25,8 @@ export async function relayOtherUpgrade(
   } catch (err) {
     if (!(err instanceof ClientGone)) throw err;
     settings.log.info({ path: target.path }, err.message);
+    socket.destroy(); // a client that only ended its side would hold it half-open
+    trail?.rejected(CLIENT_CLOSED, err.message);
     return;
   }
   if (!r.ok) {

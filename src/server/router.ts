@@ -16,7 +16,7 @@ import { ProtocolChoices, type UpstreamMode, type UpstreamProtocol } from '../up
 import { type Refusal, syntheticRefusal } from '../upstream/dial.js';
 import { credentialPolicy, noteUpstreamStatus } from '../upstream/headers.js';
 import type { Attempt } from './attempts/attempt.js';
-import { AttemptContext, ClientGone, clientLeft, type SessionSettings } from './attempts/context.js';
+import { AttemptContext, CLIENT_CLOSED, ClientGone, clientLeft, type SessionSettings } from './attempts/context.js';
 import { legacyPortForward } from './attempts/legacy-port-forward.js';
 import { passThrough } from './attempts/pass-through.js';
 import { spdyToTunnel } from './attempts/spdy-to-tunnel.js';
@@ -85,6 +85,8 @@ export class StreamRouter {
         metrics?.upgrade(sr.subresource, upstream, 'error');
         if (err instanceof ClientGone) {
           ctx.log.info({ upstream }, err.message);
+          socket.destroy(); // a client that only ended its side would hold it half-open
+          trail?.rejected(CLIENT_CLOSED, err.message);
           return;
         }
         const message = `kubeshim could not reach the upstream for ${sr.subresource}: ${(err as Error).message}`;

@@ -46,6 +46,8 @@ export interface DialOptions {
   handshakeTimeoutMs: number;
   /** Largest WebSocket message accepted from the upstream. */
   maxPayload?: number;
+  /** Abandon the dial (close what it opened, reject) when this aborts: the client left. */
+  signal?: AbortSignal;
 }
 
 /** Refusal bodies are for error messages; gorilla keeps 1 KiB, client-go reads 64 KiB (§2.3). */
@@ -62,7 +64,7 @@ export function dialUpgrade(
   const url = upstreamUrl(target.url, path);
   const request = url.protocol === 'https:' ? https.request : http.request;
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers, agent: target.agent });
+    const req = request(url, { method, headers, agent: target.agent, signal: opts.signal });
     const timer = setTimeout(() => {
       req.destroy(
         new Error(
@@ -121,6 +123,13 @@ export function dialWebSocket(
       maxPayload: opts.maxPayload ?? 32 * 1024 * 1024,
       skipUTF8Validation: true,
     });
+    const abandon = () => {
+      if (settled) return;
+      settled = true;
+      ws.terminate();
+      reject(new Error('the dial was abandoned'));
+    };
+    opts.signal?.addEventListener('abort', abandon, { once: true });
     ws.once('upgrade', (response: IncomingMessage) => {
       const value = response.headers['sec-websocket-protocol'];
       answered = (Array.isArray(value) ? value[0] : value)?.trim() ?? '';

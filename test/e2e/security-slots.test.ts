@@ -4,14 +4,21 @@
  * shim turns the upstream's 101 into its own (the WebSocket accept of a translation), and after the
  * session began — for SPDY, WebSocket v5, the port-forward tunnel, legacy port-forward and other
  * upgrades, relayed and translated. The upstream holds each answer until the test has seen the shim
- * notice the reset, so every step is hit exactly, not by timing luck. After each: no place of the
+ * notice the reset, so every step is hit exactly, not by timing luck; a client that leaves while the
+ * upstream never answers has the dial abandoned at once, and the recording opened for it deleted
+ * (every shim here records). After each: no place of the
  * limit taken, no session registered, the active gauge at 0, no connection open on either side, and
  * the next client gets in.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { createLogger } from '../../src/observe/logger.js';
 import { Metrics } from '../../src/observe/metrics.js';
+import { Recorder } from '../../src/record/recorder.js';
 import type { UpstreamMode } from '../../src/upstream/choice.js';
 import { type HeldUpstream, startHeldUpstream } from '../support/held-upstream.js';
 import { startTestShim, type TestShim } from '../support/shim.js';
@@ -84,19 +91,30 @@ const CASES: Case[] = [
 let upstream: HeldUpstream;
 const shims = new Map<UpstreamMode, { shim: TestShim; metrics: Metrics }>();
 
+let recordDir: string;
+const recorders: Recorder[] = [];
+
 before(async () => {
   upstream = await startHeldUpstream();
+  recordDir = await mkdtemp(join(tmpdir(), 'kubeshim-slots-'));
   for (const mode of ['auto', 'spdy', 'websocket'] as const) {
     const metrics = new Metrics();
-    const shim = await startTestShim(upstream.url, mode, { maxSessions: 1, metrics });
+    // recording on: a recording opened for a client that leaves early must be given back too
+    const recorder = await Recorder.create({ recordDir, log: createLogger({ level: 'silent' }) });
+    recorders.push(recorder);
+    const shim = await startTestShim(upstream.url, mode, { maxSessions: 1, metrics, recorder });
     shims.set(mode, { shim, metrics });
   }
 });
 
 after(async () => {
   for (const { shim } of shims.values()) await shim.close();
+  for (const recorder of recorders) await recorder.close();
   await upstream?.close();
+  await rm(recordDir, { recursive: true, force: true });
 });
+
+const recordings = async () => (await readdir(recordDir)).length;
 
 function connect(shim: TestShim, head: string): { socket: net.Socket; received: () => string } {
   const socket = net.connect(Number(new URL(shim.url).port), '127.0.0.1');
@@ -152,6 +170,26 @@ for (const c of CASES) {
       held.answer101(c.answer);
       await allReturned(shim, metrics, 'after the late 101');
     });
+
+    for (const [how, leave] of [
+      ['resets', (socket: net.Socket) => socket.resetAndDestroy()],
+      ['ends its side', (socket: net.Socket) => socket.end()],
+    ] as const)
+      test(`a client that ${how} while the upstream has not answered: the dial is abandoned at once`, async () => {
+        const { shim, metrics } = shims.get(c.mode)!;
+        const before = await recordings();
+        const client = connect(shim, c.head);
+        await upstream.next(); // never answered: only the shim can close it
+        leave(client.socket);
+        // within 10 s, where the handshake timeout is 30 s
+        await allReturned(shim, metrics, 'without an answer');
+        await waitFor(
+          'the recording opened for it deleted',
+          async () => (await recordings()) === before,
+          10_000,
+        );
+        client.socket.destroy();
+      });
 
     test('reset before the upstream answers, which then refuses: no second attempt is dialed', async () => {
       const { shim, metrics } = shims.get('auto')!;

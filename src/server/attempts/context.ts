@@ -50,9 +50,12 @@ export interface SessionSettings {
 /** Where WebSocket message sizes stop (x/net's limit, §3.3). */
 const MAX_WS_PAYLOAD = 32 * 1024 * 1024;
 
-export function dialOptions(settings: SessionSettings): DialOptions {
-  return { handshakeTimeoutMs: settings.handshakeTimeoutMs, maxPayload: MAX_WS_PAYLOAD };
+function dialOptions(settings: SessionSettings, signal: AbortSignal): DialOptions {
+  return { handshakeTimeoutMs: settings.handshakeTimeoutMs, maxPayload: MAX_WS_PAYLOAD, signal };
 }
+
+/** What the audit log says of a client that left before its session began (nginx's "client closed request"). */
+export const CLIENT_CLOSED = 499;
 
 /** The client left while the shim waited on the upstream: nothing is left open for it. */
 export class ClientGone extends Error {
@@ -61,16 +64,37 @@ export class ClientGone extends Error {
   }
 }
 
-/** True once the client's connection can no longer carry a session (a reset, or it was closed). */
+/**
+ * True once the client's connection can no longer carry a session: a reset, it was closed, or the
+ * client ended its side (no streaming client half-closes before its session has begun).
+ */
 export function clientLeft(socket: Duplex): boolean {
-  return socket.destroyed || !socket.writable;
+  return socket.destroyed || !socket.writable || socket.readableEnded;
 }
 
 /**
- * A dial's result, if the client is still there to use it; else whatever the dial opened upstream
- * is closed at once and the attempt stops (a reset during the upstream's answer holds nothing).
+ * Dial the upstream for the client on `socket`, with the settings' options. A client that leaves
+ * while the upstream has not answered yet abandons the dial at once (its slot and sockets are not
+ * held until the handshake timeout); one that leaves as the answer comes has whatever the dial
+ * opened closed. Either way the attempt stops with ClientGone.
  */
-export function stillWanted<R extends UpgradeResult | WebSocketResult>(socket: Duplex, r: R): R {
+export async function dialFor<R extends UpgradeResult | WebSocketResult>(
+  settings: SessionSettings,
+  socket: Duplex,
+  dial: (opts: DialOptions) => Promise<R>,
+): Promise<R> {
+  const abandon = new AbortController();
+  const left = () => abandon.abort();
+  // the request's reading goes on under the upgrade: a client's FIN or reset shows up here
+  socket.once('end', left).once('close', left);
+  let r: R;
+  try {
+    r = await dial(dialOptions(settings, abandon.signal));
+  } catch (err) {
+    throw abandon.signal.aborted || clientLeft(socket) ? new ClientGone() : err;
+  } finally {
+    socket.off('end', left).off('close', left);
+  }
   if (!clientLeft(socket)) return r;
   if (r.ok) {
     if ('ws' in r) r.ws.terminate();
@@ -116,25 +140,15 @@ export class AttemptContext {
       upgrade: UPGRADE_SPDY,
       [HEADER_STREAM_PROTOCOL]: protocols,
     };
-    const { target } = this.settings;
-    return stillWanted(
-      this.socket,
-      await dialUpgrade(target, 'POST', this.sr.target, headers, dialOptions(this.settings)),
+    return dialFor(this.settings, this.socket, (opts) =>
+      dialUpgrade(this.settings.target, 'POST', this.sr.target, headers, opts),
     );
   }
 
   /** The upstream WebSocket for a rebuilt request offering `protocols`. */
   async dialWebSocket(protocols: string[]): Promise<WebSocketResult> {
-    const { target } = this.settings;
-    return stillWanted(
-      this.socket,
-      await dialWebSocket(
-        target,
-        this.sr.target,
-        protocols,
-        this.translatedHeaders(),
-        dialOptions(this.settings),
-      ),
+    return dialFor(this.settings, this.socket, (opts) =>
+      dialWebSocket(this.settings.target, this.sr.target, protocols, this.translatedHeaders(), opts),
     );
   }
 

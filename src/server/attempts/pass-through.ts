@@ -12,7 +12,7 @@ import { dialUpgrade, type UpgradeResult } from '../../upstream/dial.js';
 import { type CredentialPolicy, relayedHeaders } from '../../upstream/headers.js';
 import { responseHead } from '../http-answers.js';
 import type { Attempt } from './attempt.js';
-import { dialOptions, headerValue, type SessionSettings, stillWanted } from './context.js';
+import { dialFor, headerValue, type SessionSettings } from './context.js';
 
 export const passThrough: Attempt = {
   name: 'pass-through',
@@ -68,15 +68,8 @@ export async function relayHandshake(
   path: RequestTarget,
   policy: CredentialPolicy,
 ): Promise<UpgradeResult> {
-  const r = stillWanted(
-    socket,
-    await dialUpgrade(
-      settings.target,
-      req.method ?? 'GET',
-      path,
-      relayedHeaders(req, policy),
-      dialOptions(settings),
-    ),
+  const r = await dialFor(settings, socket, (opts) =>
+    dialUpgrade(settings.target, req.method ?? 'GET', path, relayedHeaders(req, policy), opts),
   );
   if (r.ok) {
     socket.write(
