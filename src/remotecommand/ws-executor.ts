@@ -3,7 +3,7 @@
  * (docs/protocols.md §3.3.2; v4 on the legacy path): stdin and resize go out on channels 0 and 4,
  * stdin EOF as the v5 CLOSE `[255, 0]`; stdout and stderr come from channels 1 and 2 (the empty
  * established message carries nothing and is dropped); the status is what came on channel 3 when
- * the WebSocket closed. Nothing is read until start().
+ * the WebSocket closed. Nothing is read until start(), and nothing is lost before it: see `early`.
  */
 import type { WebSocket } from 'ws';
 import {
@@ -39,6 +39,14 @@ export class WsExecutor extends ChannelPeer implements ExecutorStreams {
   readonly stdout: ChannelSource | undefined;
   readonly stderr: ChannelSource | undefined;
   private readonly status = new StatusBytes();
+  /**
+   * Until start(), the output and the end, held back. The socket is paused then, but once it closes
+   * (an x/net upstream closes TCP right after its Close 1000, docs/protocols.md §3.3) what it had
+   * buffered is parsed all the same; reported then, the upstream's Success would end the session
+   * before the client has the streams for its output. Bounded by that buffer: the socket's
+   * high-water mark plus one read.
+   */
+  private early: { output: [ChannelSource, Buffer][]; end?: () => void } | undefined = { output: [] };
 
   constructor(
     ws: WebSocket,
@@ -57,9 +65,20 @@ export class WsExecutor extends ChannelPeer implements ExecutorStreams {
       const why = reason.toString();
       const failure =
         code === 1000 ? undefined : `upstream closed the connection (code ${code}${why ? `: ${why}` : ''})`;
-      opts.onEnd(this.status.bytes(), failure);
+      const end = () => opts.onEnd(this.status.bytes(), failure);
+      if (this.early) this.early.end = end;
+      else end();
     });
     ws.on('error', (err: Error) => opts.log.debug({ err: err.message }, 'upstream websocket error'));
+  }
+
+  /** Read from now on, and hand on first what came before. */
+  override start(): void {
+    const early = this.early;
+    this.early = undefined;
+    for (const [source, payload] of early?.output ?? []) source.deliver(payload);
+    super.start();
+    early?.end?.();
   }
 
   /** Read nothing more, and close the WebSocket (at once if it is not open). */
@@ -82,9 +101,11 @@ export class WsExecutor extends ChannelPeer implements ExecutorStreams {
   }
 
   protected override onPayload(channel: number, payload: Buffer): void {
-    if (channel === CH_STDOUT) this.stdout?.deliver(payload);
-    else if (channel === CH_STDERR) this.stderr?.deliver(payload);
-    else if (channel === CH_ERROR) this.status.add(payload);
+    const source = channel === CH_STDOUT ? this.stdout : channel === CH_STDERR ? this.stderr : undefined;
+    if (source === undefined) {
+      if (channel === CH_ERROR) this.status.add(payload);
+    } else if (this.early) this.early.output.push([source, payload]);
+    else source.deliver(payload);
   }
 
   protected override onFramingError(why: string): void {
