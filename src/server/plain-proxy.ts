@@ -11,7 +11,12 @@ import './http-proxy-deprecation.js';
 import { apiStatus, encodeStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
 import { CREDENTIALS_UNAVAILABLE } from '../upstream/credentials.js';
-import { credentialPolicy, dropClientIdentity, noteUpstreamStatus } from '../upstream/headers.js';
+import {
+  credentialPolicy,
+  dropClientIdentity,
+  dropOneHopHeaders,
+  noteUpstreamStatus,
+} from '../upstream/headers.js';
 import type { CredentialedUpstream } from '../upstream/target.js';
 import { upstreamUrl } from '../upstream/upstream-url.js';
 import { requestTarget } from './request-target.js';
@@ -73,6 +78,7 @@ export function createPlainProxy(
   return (req, res) => {
     credentialPolicy(target, log).then(
       (policy) => {
+        dropOneHopHeaders(req.headers);
         if (policy.injectsCredentials) dropClientIdentity(req.headers);
         // http-proxy's types say string values; it hands them to http.request, which repeats arrays
         proxy.web(req, res, { headers: policy.auth as Record<string, string> });

@@ -9,7 +9,7 @@
  *   is cached); a credential without `expirationTimestamp` is kept until invalidate() (client-node
  *   runs the plugin again on every request); `KUBERNETES_EXEC_INFO` is set for the plugin (cluster
  *   info when `provideClusterInfo`); the answer's apiVersion and kind are checked; failures are
- *   sentences naming the plugin with its stderr and `installHint`;
+ *   sentences naming the plugin and its `installHint`, never quoting what it printed (below);
  * - token-file: re-read once a minute and after invalidate(), trimmed (client-node reads it once);
  * - invalidate(): what client-go does on a 401, so the next request gets fresh credentials.
  * Exec plugins that return a client certificate instead of a token are refused with a clear error:
@@ -35,8 +35,8 @@ export interface CredentialSource {
 export type AuthHeaders = Record<string, string | string[]>;
 
 /**
- * What a client (or an unauthenticated probe) is told when credentials cannot be had: a plugin's
- * message and stderr may hold anything, so they go to the shim's log only.
+ * What a client (or an unauthenticated probe) is told when credentials cannot be had; the shim's
+ * log has the sentence that says which source failed and how.
  */
 export const CREDENTIALS_UNAVAILABLE =
   "kubeshim could not get its upstream credentials (the shim's log says why)";
@@ -45,8 +45,6 @@ export const CREDENTIALS_UNAVAILABLE =
 export const TOKEN_FILE_REFRESH_MS = 60_000;
 
 const EXEC_API_VERSIONS = ['client.authentication.k8s.io/v1', 'client.authentication.k8s.io/v1beta1'];
-/** Longest part of a failing plugin's stderr quoted in the error. */
-const MAX_STDERR_QUOTE = 1000;
 
 /** The credential source for the selected user; `server` is the effective upstream URL. */
 export function credentialSource(sel: KubeconfigSelection, server: URL): CredentialSource {
@@ -262,10 +260,14 @@ class ExecPluginCredentials implements CredentialSource {
     const hint = this.installHint ? `\n${this.installHint.trim()}` : '';
     if (err.code === 'ENOENT' || err.code === 'EACCES')
       return new Error(`${name} could not be started (${err.code})${hint}`);
-    if (err instanceof SyntaxError) return new Error(`${name} did not print valid JSON: ${err.message}`);
+    // What a plugin prints can hold a token or a password (a prompt's echo, a debug line), so none
+    // of it is quoted, not even in the log: V8's JSON errors quote the text they failed on, and
     // ExecAuth rejects with the plugin's stderr as the message when it exits non-zero.
-    const stderr = err.message.trim().slice(0, MAX_STDERR_QUOTE);
-    return new Error(`${name} failed: ${stderr || '(nothing on stderr)'}${hint}`);
+    const yourself = `run "${this.command}" yourself to see what it printed (kubeshim never logs it)`;
+    if (err instanceof SyntaxError) return new Error(`${name} did not print valid JSON: ${yourself}${hint}`);
+    const said =
+      err.message.trim() === '' ? 'nothing on stderr' : `${Buffer.byteLength(err.message)} bytes on stderr`;
+    return new Error(`${name} failed (${said}): ${yourself}${hint}`);
   }
 }
 

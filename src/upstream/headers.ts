@@ -14,14 +14,28 @@ import type { CredentialedUpstream } from './target.js';
 const HOP_BY_HOP = new Set([
   'host',
   'keep-alive',
-  'proxy-authorization',
   'proxy-authenticate',
-  'proxy-connection',
   'te',
   'trailer',
   'transfer-encoding',
   'content-length',
 ]);
+
+/**
+ * Headers no client may send on through the shim, on any path: a credential for a proxy in front
+ * of the shim (Proxy-Authorization), and the headers an API server takes as an authenticating front
+ * proxy's word for who the user is (requestheader authentication: X-Remote-User, X-Remote-Group,
+ * X-Remote-Extra-*), which it believes when the connection carries the proxy's client certificate —
+ * as the shim's own may be.
+ */
+function isForOneHopOnly(name: string): boolean {
+  return name === 'proxy-authorization' || name === 'proxy-connection' || name.startsWith('x-remote-');
+}
+
+/** Take out the headers no client may send on (isForOneHopOnly): for requests proxied as they came. */
+export function dropOneHopHeaders(headers: IncomingHttpHeaders): void {
+  for (const name of Object.keys(headers)) if (isForOneHopOnly(name)) delete headers[name];
+}
 
 /** Identity headers a translated request carries (the rest of the request is rebuilt). */
 function isIdentityHeader(name: string): boolean {
@@ -126,7 +140,7 @@ export function translatedHeaders(
 export function relayedHeaders(req: IncomingMessage, policy: CredentialPolicy): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers as IncomingHttpHeaders)) {
-    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+    if (value !== undefined && !HOP_BY_HOP.has(name) && !isForOneHopOnly(name)) out[name] = value;
   }
   out['x-forwarded-for'] = forwardedFor(req);
   return withCredentials(out, policy);

@@ -2,8 +2,8 @@
  * Whose identity the shim lends, with `kubeshim serve` as a real process: the `listening` line
  * says it; when the shim injects credentials, the client's own Authorization and Impersonate-*
  * headers never reach the upstream (plain requests and upgrades), and the kubeconfig's `as`,
- * `as-groups`, `as-uid`, `as-user-extra` go instead; a failing exec plugin's output stays in the
- * shim's log (clients and /readyz are told what failed); a URL with a password is refused.
+ * `as-groups`, `as-uid`, `as-user-extra` go instead; a failing exec plugin's output reaches no log
+ * and no answer (clients, /readyz and the log are told what failed); a URL with a password is refused.
  */
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -75,8 +75,12 @@ function values(raw: string[], name: string): string[] {
   return out;
 }
 
+/** A proxy's credential, and an authenticating front proxy's word for the user: never sent on, on any path. */
+const ONE_HOP_ONLY =
+  'Proxy-Authorization: Basic cHJveHk6c2VjcmV0\r\nX-Remote-User: admin\r\nX-Remote-Group: system:masters\r\nX-Remote-Extra-Scopes: all\r\n';
 const HOSTILE =
-  'Authorization: Bearer client-own\r\nImpersonate-User: root\r\nImpersonate-Group: system:masters\r\nImpersonate-Extra-Scopes: all\r\n';
+  'Authorization: Bearer client-own\r\nImpersonate-User: root\r\nImpersonate-Group: system:masters\r\nImpersonate-Extra-Scopes: all\r\n' +
+  ONE_HOP_ONLY;
 
 /** Send a raw head; the answer once the shim closes (or ends its head). */
 function send(url: string, head: string): Promise<string> {
@@ -127,21 +131,34 @@ test('injected credentials: the listening line says so; client identity headers 
       assert.deepEqual(values(r.raw, 'impersonate-extra-example.com%2fteam'), ['blue'], r.url);
       assert.deepEqual(values(r.raw, 'impersonate-extra-scopes'), [], r.url);
       for (const p of values(r.raw, 'sec-websocket-protocol')) assert.ok(!p.includes('bearer'), p);
+      assertNoOneHopHeaders(r);
     }
   }
 });
 
-test('pass-through: the listening line says so, and the client identity goes upstream as it came', async () => {
+test('pass-through: the listening line says so, and the client identity goes upstream as it came, without the one-hop headers', async () => {
   const s = await serve(['--upstream', upstreamUrl]);
   assert.equal(s.lines().find((l) => l['msg'] === 'listening')!['credentials'], 'pass-through');
   const before = seen.length;
   await send(s.url, `GET /api/v1/pods HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${HOSTILE}\r\n`);
-  const r = seen[before]!;
-  assert.deepEqual(values(r.raw, 'authorization'), ['Bearer client-own']);
-  assert.deepEqual(values(r.raw, 'impersonate-user'), ['root']);
+  await send(
+    s.url,
+    `GET /api/v1/watch/pods HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${HOSTILE}\r\n`,
+  );
+  assert.equal(seen.length, before + 2);
+  for (const r of seen.slice(before)) {
+    assert.deepEqual(values(r.raw, 'authorization'), ['Bearer client-own']);
+    assert.deepEqual(values(r.raw, 'impersonate-user'), ['root']);
+    assertNoOneHopHeaders(r);
+  }
 });
 
-test("a failing exec plugin: clients and /readyz are told what failed, never what the plugin printed; the shim's log has it", async () => {
+function assertNoOneHopHeaders(r: { url: string; raw: string[] }): void {
+  for (const name of ['proxy-authorization', 'x-remote-user', 'x-remote-group', 'x-remote-extra-scopes'])
+    assert.deepEqual(values(r.raw, name), [], `${name} on ${r.url}`);
+}
+
+test("a failing exec plugin: clients, /readyz and the shim's log are told what failed, never what the plugin printed", async () => {
   const plugin = join(dir, 'failing-plugin.sh');
   await writeFile(plugin, `#!/bin/sh\necho "${PLUGIN_OUTPUT}" >&2\nexit 1\n`);
   await chmod(plugin, 0o755);
@@ -164,7 +181,11 @@ test("a failing exec plugin: clients and /readyz are told what failed, never wha
   assert.match(readyz, /^HTTP\/1\.1 503 /);
   assert.match(readyz, /cannot get upstream credentials/);
   for (const answer of [plain, upgrade, readyz]) assert.ok(!answer.includes(PLUGIN_OUTPUT), answer);
-  assert.ok(s.output().includes(PLUGIN_OUTPUT), "the shim's own log says why");
+  assert.ok(!s.output().includes(PLUGIN_OUTPUT), "not in the shim's own log either");
+  assert.match(
+    s.output(),
+    /exec plugin \\".*failing-plugin\.sh\\" failed \(\d+ bytes on stderr\): run \\".*failing-plugin\.sh\\" yourself/,
+  );
 });
 
 test('an --upstream URL with a user name and password is refused, without echoing the password', async () => {

@@ -214,16 +214,27 @@ test('exec plugin (v1beta1) without expiry: kept until invalidated, as kubectl k
   assert.equal((await calls('plug-beta')).length, 2);
 });
 
-test('exec plugin failures are sentences with the plugin name, its stderr and the install hint', async () => {
+test('exec plugin failures are sentences with the plugin name and the install hint, never what it printed', async () => {
   const failing = join(dir, 'fail.sh');
-  await writeFile(failing, '#!/bin/sh\necho "login expired: run corp-login" >&2\nexit 3\n');
+  await writeFile(failing, '#!/bin/sh\necho "login expired: password=hunter2" >&2\nexit 3\n');
   await chmod(failing, 0o755);
   const v1 = 'client.authentication.k8s.io/v1';
   const target = await targetFor({ exec: { apiVersion: v1, command: failing, interactiveMode: 'Never' } });
   await assert.rejects(
     target.authHeaders(),
-    /exec plugin ".*fail\.sh" failed: login expired: run corp-login$/,
+    /^Error: exec plugin ".*fail\.sh" failed \(32 bytes on stderr\): run ".*fail\.sh" yourself to see what it printed \(kubeshim never logs it\)$/,
   );
+
+  // V8's JSON errors quote the text: a plugin that prints a bare token must not have it quoted
+  const bare = join(dir, 'bare-token.sh');
+  await writeFile(bare, '#!/bin/sh\necho "sha256~bare-token-secret"\n');
+  await chmod(bare, 0o755);
+  const bareTarget = await targetFor({ exec: { apiVersion: v1, command: bare } });
+  await assert.rejects(bareTarget.authHeaders(), (err: Error) => {
+    assert.match(err.message, /^exec plugin ".*bare-token\.sh" did not print valid JSON: run /);
+    assert.doesNotMatch(err.message, /secret/);
+    return true;
+  });
 
   const absent = await targetFor({
     exec: { apiVersion: v1, command: 'kubeshim-no-such-plugin', installHint: 'install it from example.test' },
