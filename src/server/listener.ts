@@ -233,22 +233,37 @@ export async function startShim(opts: ShimOptions): Promise<Shim> {
       replyRefusal(socket, syntheticRefusal(500, `kubeshim: ${(err as Error).message}`, 'InternalError'));
     }
   });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'BadRequest'];
-    log.info({ err: err.message, code: err.code, status }, 'malformed request');
-    if (!socket.writable || err.code === 'ECONNRESET') {
+  /** A Status answer, then the connection is destroyed whether or not the client reads it. */
+  const answerAndDestroy = (socket: Duplex, status: number, reason: string, message: string) => {
+    if (!socket.writable) {
       socket.destroy();
       return;
     }
-    const body = encodeStatus(apiStatus(status, reason, `malformed request: ${err.message}`));
-    // the answer, then the connection is destroyed, whether or not the client reads it: ending
-    // alone waits on the client, and a client that never reads would keep the descriptor
+    const body = encodeStatus(apiStatus(status, reason, message));
+    // ending alone waits on the client, and a client that never reads would keep the descriptor
     const bound = setTimeout(() => socket.destroy(), handshakeTimeoutMs);
     bound.unref();
     socket.end(malformedRequestAnswer(status, http.STATUS_CODES[status], body), () => {
       clearTimeout(bound);
       socket.destroy();
     });
+  };
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'BadRequest'];
+    log.info({ err: err.message, code: err.code, status }, 'malformed request');
+    if (err.code === 'ECONNRESET') socket.destroy();
+    else answerAndDestroy(socket, status, reason, `malformed request: ${err.message}`);
+  });
+  // without a listener Node drops a CONNECT without a word
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    log.info({ method: 'CONNECT', url: req.url }, 'refused: not a forward proxy');
+    socket.on('error', () => {});
+    answerAndDestroy(
+      socket,
+      405,
+      'MethodNotAllowed',
+      'kubeshim is not a forward proxy: CONNECT is not served; send requests for the API server to kubeshim as to the API server itself',
+    );
   });
   server.on('tlsClientError', (err: Error, socket: Duplex) => {
     log.info({ err: err.message }, 'TLS handshake failed');

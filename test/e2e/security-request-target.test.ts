@@ -123,6 +123,18 @@ test('targets that name another host, or could, are refused with 400 before any 
   assert.ok(refused.length >= targets.length, 'each refusal is logged');
 });
 
+test('CONNECT is refused with a 405 Status saying kubeshim is not a forward proxy, and logged; nothing is dialed', async () => {
+  const before = upstream.seen.length;
+  for (const target of [`127.0.0.1:${attacker.port}`, `127.0.0.1:${new URL(shim.url).port}`]) {
+    const answer = await send(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+    assert.match(answer, /^HTTP\/1\.1 405 /, answer.slice(0, 80));
+    assert.match(answer, /not a forward proxy/);
+  }
+  assert.deepEqual(attacker.seen, [], 'the attacker saw nothing');
+  assert.equal(upstream.seen.length, before, 'nothing was dialed');
+  assert.equal(shim.logs().filter((l) => l['msg'] === 'refused: not a forward proxy').length, 2);
+});
+
 test('`//api/…` does not dodge --reject-paths, and what a pattern judged is what is forwarded', async () => {
   const before = upstream.seen.length;
   for (const target of [
