@@ -124,7 +124,12 @@ function spawnPty(opts: SpawnOptions, size: { cols: number; rows: number }): Pod
     stdout,
     stderr: null,
     resize: (cols, rows) => {
-      if (!done && cols > 0 && rows > 0) term.resize(cols, rows);
+      if (done || cols <= 0 || rows <= 0) return;
+      try {
+        term.resize(cols, rows);
+      } catch {
+        // the terminal closed before node-pty reported the exit (EBADF): nothing left to size
+      }
     },
     exited,
     kill: () => {
