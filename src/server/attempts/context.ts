@@ -64,38 +64,41 @@ export class ClientGone extends Error {
   }
 }
 
-/**
- * True once the client's connection can no longer carry a session: a reset, it was closed, or the
- * client ended its side (no streaming client half-closes before its session has begun).
- */
+/** True once the client's connection can no longer carry a session (a reset, or it was closed). */
 export function clientLeft(socket: Duplex): boolean {
-  return socket.destroyed || !socket.writable || socket.readableEnded;
+  return socket.destroyed || !socket.writable;
 }
 
 /**
  * Dial the upstream for the client on `socket`, with the settings' options. A client that leaves
  * while the upstream has not answered yet abandons the dial at once (its slot and sockets are not
  * held until the handshake timeout); one that leaves as the answer comes has whatever the dial
- * opened closed. Either way the attempt stops with ClientGone.
+ * opened closed. Either way the attempt stops with ClientGone. Leaving is a reset or a close, and
+ * for a WebSocket client (`webSocket`) its end too: it may send nothing before the 101 (RFC 6455
+ * §4.1), so one that ended its side can never finish the protocol. A SPDY client may send its
+ * frames and end its side before the 101 comes, and still read the session's output.
  */
 export async function dialFor<R extends UpgradeResult | WebSocketResult>(
   settings: SessionSettings,
   socket: Duplex,
+  webSocket: boolean,
   dial: (opts: DialOptions) => Promise<R>,
 ): Promise<R> {
   const abandon = new AbortController();
   const left = () => abandon.abort();
+  const gone = () => clientLeft(socket) || (webSocket && socket.readableEnded);
   // the request's reading goes on under the upgrade: a client's FIN or reset shows up here
-  socket.once('end', left).once('close', left);
+  socket.once('close', left);
+  if (webSocket) socket.once('end', left);
   let r: R;
   try {
     r = await dial(dialOptions(settings, abandon.signal));
   } catch (err) {
-    throw abandon.signal.aborted || clientLeft(socket) ? new ClientGone() : err;
+    throw abandon.signal.aborted || gone() ? new ClientGone() : err;
   } finally {
     socket.off('end', left).off('close', left);
   }
-  if (!clientLeft(socket)) return r;
+  if (!gone()) return r;
   if (r.ok) {
     if ('ws' in r) r.ws.terminate();
     else r.socket.destroy();
@@ -140,14 +143,14 @@ export class AttemptContext {
       upgrade: UPGRADE_SPDY,
       [HEADER_STREAM_PROTOCOL]: protocols,
     };
-    return dialFor(this.settings, this.socket, (opts) =>
+    return dialFor(this.settings, this.socket, this.sr.client.kind === 'websocket', (opts) =>
       dialUpgrade(this.settings.target, 'POST', this.sr.target, headers, opts),
     );
   }
 
   /** The upstream WebSocket for a rebuilt request offering `protocols`. */
   async dialWebSocket(protocols: string[]): Promise<WebSocketResult> {
-    return dialFor(this.settings, this.socket, (opts) =>
+    return dialFor(this.settings, this.socket, this.sr.client.kind === 'websocket', (opts) =>
       dialWebSocket(this.settings.target, this.sr.target, protocols, this.translatedHeaders(), opts),
     );
   }

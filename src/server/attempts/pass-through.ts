@@ -68,7 +68,8 @@ export async function relayHandshake(
   path: RequestTarget,
   policy: CredentialPolicy,
 ): Promise<UpgradeResult> {
-  const r = await dialFor(settings, socket, (opts) =>
+  const webSocket = headerValue(req.headers.upgrade).toLowerCase() === 'websocket';
+  const r = await dialFor(settings, socket, webSocket, (opts) =>
     dialUpgrade(settings.target, req.method ?? 'GET', path, relayedHeaders(req, policy), opts),
   );
   if (r.ok) {
