@@ -335,8 +335,10 @@ function startThread(workerData: ThreadOptions): Worker {
   if (isSea()) return new Worker(getAsset(SEA_THREAD_ASSET, 'utf8'), { eval: true, workerData });
   const module = new URL(`./cast-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
   if (!module.pathname.endsWith('.ts')) return new Worker(module, { workerData });
+  // resolved here: in the thread's evaluated code a bare name would resolve from the working directory
+  const tsx = import.meta.resolve('tsx/esm/api');
   return new Worker(
-    `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(module.href)}); })`,
+    `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(module.href)}); })`,
     { eval: true, workerData },
   );
 }

@@ -105,8 +105,11 @@ export class Recorder {
         failure ??= why;
       })
       .catch((err: Error) => {
+        // the file's error code, or why the recording thread is gone
         throw new Error(
-          `cannot create a recording there (${err.message}): give a directory kubeshim can write`,
+          /^E[A-Z]+$/.test(err.message)
+            ? `cannot create a recording there (${err.message}): give a directory kubeshim can write`
+            : err.message,
         );
       });
     for (let sent = 0, i = 0; sent < bytes && failure === undefined; sent += WARM_UP_CHUNK, i++) {
