@@ -16,7 +16,13 @@ import { ProtocolChoices, type UpstreamMode, type UpstreamProtocol } from '../up
 import { type Refusal, syntheticRefusal } from '../upstream/dial.js';
 import { credentialPolicy, noteUpstreamStatus } from '../upstream/headers.js';
 import type { Attempt } from './attempts/attempt.js';
-import { AttemptContext, CLIENT_CLOSED, ClientGone, clientLeft, type SessionSettings } from './attempts/context.js';
+import {
+  AttemptContext,
+  CLIENT_CLOSED,
+  ClientGone,
+  clientLeft,
+  type SessionSettings,
+} from './attempts/context.js';
 import { legacyPortForward } from './attempts/legacy-port-forward.js';
 import { passThrough } from './attempts/pass-through.js';
 import { spdyToTunnel } from './attempts/spdy-to-tunnel.js';
