@@ -8,16 +8,16 @@
  * when a recording wants them.
  */
 import type { Duplex } from 'node:stream';
-import { CH_ERROR, CH_RESIZE, CH_STDERR, CH_STDIN, CH_STDOUT } from '../channel/codec.js';
+import { CH_ERROR, CH_RESIZE, CH_STDERR, CH_STDIN, CH_STDOUT, encodeMessage } from '../channel/codec.js';
 import { ChannelFrameReader, unmasked } from '../channel/frame-reader.js';
-import { writeBinaryFrame } from '../channel/ws-frame.js';
+import { serverFrame } from '../channel/ws-frame.js';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
-import { encodeStatus, internalErrorStatus } from '../k8s/status.js';
+import { internalErrorStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
-import { StatusBytes } from '../remotecommand/status.js';
+import { StatusBytes, statusBytes } from '../remotecommand/status.js';
 import { upstreamOutcome } from './outcome.js';
 import type { RelayHooks } from './relay.js';
-import type { SessionRecord } from './session-record.js';
+import { SessionAborted, type SessionRecord } from './session-record.js';
 
 export class RelayedExec {
   private readonly status = new StatusBytes();
@@ -50,6 +50,21 @@ export class RelayedExec {
     else if (channel === CH_STDIN && tap.wantsInput) tap.input(unmasked(data, mask, maskOffset));
   }
 
+  /** The upstream ended without a status: an error, never success (docs/design.md, rule 1). */
+  endedWithoutStatus(note: string): void {
+    this.record.outcome = 'error';
+    this.record.note('statusGuard', note);
+  }
+
+  /**
+   * The client left before the status (kubectl cp from a pod exits once it has read the archive's
+   * end): the upstream's statusless end answers that. Counted as the translators count it.
+   */
+  clientLeftFirst(): void {
+    if (this.record.outcome !== 'error') this.record.outcome = 'failure';
+    this.record.note('statusGuard', 'the client left before the status');
+  }
+
   /** At the relay's end: what the upstream's status said becomes the session's outcome and exit code. */
   settle(): void {
     if (!this.statusSeen) return;
@@ -60,9 +75,10 @@ export class RelayedExec {
 }
 
 /**
- * Relay hooks reading a WebSocket exec/attach relay: channel frames both ways into `exec`; when the
- * upstream side fails before any status (the shim ended the session, or the connection broke), a
- * v4/v5 client gets a Failure status and a Close, if the stream stands between frames.
+ * Relay hooks reading a WebSocket exec/attach relay: channel frames both ways into `exec`. When the
+ * upstream ends without a status — its Close, a FIN or a broken connection — the client gets a
+ * Failure status on the error channel, as its protocol encodes it (docs/design.md, rule 1): put in
+ * just before the upstream's Close, or written with a Close of our own when the connection ended.
  */
 export function wsExecRelayHooks(
   exec: RelayedExec,
@@ -75,31 +91,80 @@ export function wsExecRelayHooks(
     blind = true;
     log.debug({ why }, 'stopped reading a relayed WebSocket session');
   };
-  const fromUpstream = new ChannelFrameReader((p) => exec.fromUpstream(p.channel, p.data), stop);
+  /** Where the upstream's Close begins in the chunk being read; whether it has come at all. */
+  let closeAt: number | undefined;
+  let upstreamClosed = false;
+  /** The client sent its Close (not v5's CLOSE message, which only ends stdin). */
+  let clientClosed = false;
+  const fromUpstream = new ChannelFrameReader(
+    (p) => exec.fromUpstream(p.channel, p.data),
+    stop,
+    undefined,
+    (at) => {
+      closeAt = at;
+    },
+  );
   const fromClient = new ChannelFrameReader(
     (p) => exec.fromClient(p.channel, p.data, p.mask, p.maskOffset),
     stop,
+    undefined,
+    () => {
+      clientClosed = true;
+    },
   );
+  /**
+   * Whether the upstream's end lacks the status the client is owed. v1–v3 write nothing on success,
+   * so there only a failed connection counts. A client that went first is answered by the end.
+   */
+  const owed = (failed: boolean): boolean => {
+    if (blind || exec.hasStatus || !(version.jsonStatus || failed)) return false;
+    if (failed || (!clientClosed && !client.readableEnded)) return true;
+    exec.clientLeftFirst();
+    return false;
+  };
+  const failureFrame = (why: string): Buffer => {
+    log.warn({ reason: why }, 'upstream ended without a status; sent the client a Failure status');
+    exec.endedWithoutStatus(`sent the client a Failure status: ${why}`);
+    const status = statusBytes({ status: internalErrorStatus(why) }, version)!;
+    return serverFrame(encodeMessage(CH_ERROR, status, version.base64));
+  };
+  /** The status is missing, and no frame can go in where it belongs: the session is an error all the same. */
+  const untold = (how: string): undefined => {
+    log.warn(`upstream ended without a status ${how}; the client could not be told`);
+    exec.endedWithoutStatus(`no status, none sent to the client: the upstream ended ${how}`);
+    return undefined;
+  };
   return {
     onClientData: (chunk) => {
       if (!blind) fromClient.write(chunk);
     },
     onUpstreamData: (chunk) => {
-      if (!blind) fromUpstream.write(chunk);
-      return undefined;
+      if (blind || upstreamClosed) return undefined;
+      fromUpstream.write(chunk);
+      const at = closeAt;
+      if (at === undefined) return undefined;
+      upstreamClosed = true;
+      if (!owed(false)) return undefined;
+      // a Close begun in an earlier chunk is on its way already: too late to go before it
+      if (at < 0) return untold('with a Close begun in an earlier read');
+      return [chunk.subarray(0, at), failureFrame(NO_STATUS), chunk.subarray(at)];
     },
     onUpstreamEnd: (error) => {
-      if (error === undefined || blind || exec.hasStatus || !client.writable) return;
-      if (!version.jsonStatus || version.base64 || fromUpstream.framePosition !== 0) return;
-      log.warn(
-        { reason: error.message },
-        'relayed session ended without a status; sent the client a Failure status',
-      );
-      writeBinaryFrame(client, true, CH_ERROR, encodeStatus(internalErrorStatus(error.message)));
+      if (upstreamClosed || !client.writable || !owed(error !== undefined)) return;
+      // kubeshim's own reason (--idle-timeout, shutdown) is told as it is, not as an upstream failure
+      const why =
+        error instanceof SessionAborted
+          ? error.message
+          : error
+            ? `the upstream connection failed: ${error.message}`
+            : NO_STATUS;
+      if (fromUpstream.framePosition !== 0) return untold(`mid-frame (${why})`);
+      client.write(failureFrame(why));
       client.write(CLOSE_NORMAL);
     },
   };
 }
 
-/** A server's Close frame, code 1000. */
+const NO_STATUS = 'the upstream ended the session without a status';
+/** A server's Close frame, code 1000: what the apiserver sends after a status (docs/protocols.md §3.3). */
 const CLOSE_NORMAL = Buffer.from([0x88, 0x02, 0x03, 0xe8]);

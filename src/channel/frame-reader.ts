@@ -94,10 +94,15 @@ export class ChannelFrameReader {
     return this.inPayload ? this.remaining : this.headHave === 0 ? 0 : -1;
   }
 
+  /**
+   * `onCloseFrame`: a close frame's header was read; it began `at` bytes into the chunk being
+   * written (negative when it began in an earlier chunk). A relay puts a frame of its own before it.
+   */
   constructor(
     private readonly onPiece: ChannelPieceHandler,
     private readonly onError: FramingErrorHandler,
     private readonly strict?: StrictFraming,
+    private readonly onCloseFrame?: (at: number) => void,
   ) {}
 
   stop(): void {
@@ -165,6 +170,7 @@ export class ChannelFrameReader {
         this.controlHave = head.copy(this.controlFrame, 0, 0, this.headNeed);
       }
     }
+    if (opcode === 0x08) this.onCloseFrame?.(at - this.headNeed);
     if (!this.control) {
       if (opcode === 1 || opcode === 2) {
         this.channel = -1;

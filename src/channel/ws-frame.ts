@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import bufferutil from 'bufferutil';
 import { batchWrites } from '../io/write-batch.js';
 
+const OPCODE_TEXT = 0x1;
 const OPCODE_BINARY = 0x2;
 const FIN = 0x80;
 const MASK_BIT = 0x80;
@@ -59,8 +60,8 @@ function headerSize(length: number): number {
   return length < 126 ? 2 : length < 0x10000 ? 4 : 10;
 }
 
-function writeHeader(out: Buffer, length: number, masked: boolean): number {
-  out[0] = FIN | OPCODE_BINARY;
+function writeHeader(out: Buffer, length: number, masked: boolean, opcode = OPCODE_BINARY): number {
+  out[0] = FIN | opcode;
   const m = masked ? MASK_BIT : 0;
   if (length < 126) {
     out[1] = m | length;
@@ -110,4 +111,19 @@ export function writeBinaryFrame(socket: Duplex, server: boolean, prefix: number
   }
   if (payload.length > 0) bufferutil.mask(payload, mask, frame, at, payload.length);
   socket.write(frame);
+}
+
+/**
+ * A whole unmasked frame toward a client: text for a string (the base64 protocols), binary for a
+ * Buffer — a message of our own that a relay puts into the stream it forwards. It copies the
+ * message, which suits the odd message, not a data path.
+ */
+export function serverFrame(message: Buffer | string): Buffer {
+  const text = typeof message === 'string';
+  const length = text ? Buffer.byteLength(message) : message.length;
+  const out = Buffer.allocUnsafe(headerSize(length) + length);
+  const at = writeHeader(out, length, false, text ? OPCODE_TEXT : OPCODE_BINARY);
+  if (text) out.write(message, at);
+  else message.copy(out, at);
+  return out;
 }
