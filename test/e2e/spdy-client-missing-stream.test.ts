@@ -67,6 +67,15 @@ function connect(): Promise<Client> {
   });
 }
 
+/** Every stream the query promised but stdin, opened in kubectl's order. */
+async function openAllButStdin(c: Client): Promise<Record<'error' | 'stdout' | 'stderr', SpdyStream>> {
+  const error = await c.open('error');
+  const stdout = await c.open('stdout');
+  const stderr = await c.open('stderr');
+  assert.ok(error && stdout && stderr);
+  return { error, stdout, stderr };
+}
+
 /** The session line of the session that started at `index` of the shim's session lines. */
 const sessionLine = (index: number) => waitFor('session line', () => shim.sessionLines()[index], 40_000);
 
@@ -74,10 +83,7 @@ test('a client that opens stdin after the upstream finished gets all of the outp
   const index = shim.sessionLines().length;
   const c = await connect();
   try {
-    const error = await c.open('error');
-    const stdout = await c.open('stdout');
-    const stderr = await c.open('stderr');
-    assert.ok(error && stdout && stderr);
+    const { error, stdout, stderr } = await openAllButStdin(c);
     const reads = [readAll(stdout, 20_000), readAll(stderr, 20_000), readAll(error, 20_000)];
     // the command is over and, a second later, the upstream's TCP connection too
     await emu.waitForSession((s) => s.command?.[0] === 'sh');
@@ -102,10 +108,7 @@ test('a client that never opens stdin gets a Failure at the end of the stream wa
   const index = shim.sessionLines().length;
   const c = await connect();
   try {
-    const error = await c.open('error');
-    const stdout = await c.open('stdout');
-    const stderr = await c.open('stderr');
-    assert.ok(error && stdout && stderr);
+    const { error, stdout, stderr } = await openAllButStdin(c);
     const reads = [readAll(stdout, 40_000), readAll(stderr, 40_000), readAll(error, 40_000)];
     const [out, err, status] = await Promise.all(reads);
     assert.equal(out.length, 0);
