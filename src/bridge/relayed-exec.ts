@@ -57,6 +57,16 @@ export class RelayedExec {
   }
 
   /**
+   * The Failure status to give the client for `why`, as its protocol's error stream or channel
+   * carries one (JSON, or v1–v3's text); the session is now an error.
+   */
+  failureStatus(why: string, log: Logger): Buffer {
+    log.warn({ reason: why }, 'upstream ended without a status; sent the client a Failure status');
+    this.endedWithoutStatus(`sent the client a Failure status: ${why}`);
+    return statusBytes({ status: internalErrorStatus(why) }, this.version)!;
+  }
+
+  /**
    * The client left before the status (kubectl cp from a pod exits once it has read the archive's
    * end): the upstream's statusless end answers that. Counted as the translators count it.
    */
@@ -122,12 +132,8 @@ export function wsExecRelayHooks(
     exec.clientLeftFirst();
     return false;
   };
-  const failureFrame = (why: string): Buffer => {
-    log.warn({ reason: why }, 'upstream ended without a status; sent the client a Failure status');
-    exec.endedWithoutStatus(`sent the client a Failure status: ${why}`);
-    const status = statusBytes({ status: internalErrorStatus(why) }, version)!;
-    return serverFrame(encodeMessage(CH_ERROR, status, version.base64));
-  };
+  const failureFrame = (why: string): Buffer =>
+    serverFrame(encodeMessage(CH_ERROR, exec.failureStatus(why, log), version.base64));
   /** The status is missing, and no frame can go in where it belongs: the session is an error all the same. */
   const untold = (how: string): undefined => {
     log.warn(`upstream ended without a status ${how}; the client could not be told`);
@@ -151,13 +157,7 @@ export function wsExecRelayHooks(
     },
     onUpstreamEnd: (error) => {
       if (upstreamClosed || !client.writable || !owed(error !== undefined)) return;
-      // kubeshim's own reason (--idle-timeout, shutdown) is told as it is, not as an upstream failure
-      const why =
-        error instanceof SessionAborted
-          ? error.message
-          : error
-            ? `the upstream connection failed: ${error.message}`
-            : NO_STATUS;
+      const why = noStatusReason(error);
       if (fromUpstream.framePosition !== 0) return untold(`mid-frame (${why})`);
       client.write(failureFrame(why));
       client.write(CLOSE_NORMAL);
@@ -166,5 +166,13 @@ export function wsExecRelayHooks(
 }
 
 const NO_STATUS = 'the upstream ended the session without a status';
+
+/** What the client's Failure says when a relayed session's upstream ended (`error`: how it failed) without a status. */
+export function noStatusReason(error: Error | undefined): string {
+  // kubeshim's own reason (--idle-timeout, shutdown) is told as it is, not as an upstream failure
+  if (error instanceof SessionAborted) return error.message;
+  return error ? `the upstream connection failed: ${error.message}` : NO_STATUS;
+}
+
 /** A server's Close frame, code 1000: what the apiserver sends after a status (docs/protocols.md §3.3). */
 const CLOSE_NORMAL = Buffer.from([0x88, 0x02, 0x03, 0xe8]);

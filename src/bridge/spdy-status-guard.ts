@@ -10,14 +10,13 @@
  */
 import type { Duplex } from 'node:stream';
 import type { RemoteCommandVersion } from '../k8s/protocols.js';
-import { encodeStatus, internalErrorStatus } from '../k8s/status.js';
 import type { Logger } from '../observe/logger.js';
 import { streamChannel } from '../remotecommand/streams.js';
 import { GoAwayStatus, RstStatus } from '../spdy/constants.js';
 import { dataFrameHeader, goAwayFrame, rstStreamFrame } from '../spdy/frame-writer.js';
 import { SpdyTap, type TapDirectionName } from '../spdy/tap.js';
-import { RelayedExec } from './relayed-exec.js';
-import { SessionAborted, type SessionRecord } from './session-record.js';
+import { noStatusReason, RelayedExec } from './relayed-exec.js';
+import type { SessionRecord } from './session-record.js';
 
 /** Streams followed; a client opening more than a session has is not followed further. */
 const STREAM_TYPES = 16;
@@ -118,18 +117,14 @@ export class SpdyStatusGuard {
    */
   private leftFirst(): boolean {
     if (!this.clientLeft && !this.client.readableEnded) return false;
-    if (this.record.outcome !== 'error') this.record.outcome = 'failure';
-    this.record.note('statusGuard', 'the client left before the status');
+    this.exec.clientLeftFirst();
     return true;
   }
 
   /** A DATA frame with the Failure status on the client's error stream; the session is now an error. */
   private failureFrame(why: string): Buffer {
     this.statusSeen = true;
-    const payload = this.version.jsonStatus ? encodeStatus(internalErrorStatus(why)) : Buffer.from(why);
-    this.log.warn({ reason: why }, 'upstream ended without a status; sent the client a Failure status');
-    this.record.outcome = 'error';
-    this.record.note('statusGuard', `sent the client a Failure status: ${why}`);
+    const payload = this.exec.failureStatus(why, this.log);
     return Buffer.concat([dataFrameHeader(this.errorStreamId!, 0, payload.length), payload]);
   }
 
@@ -146,13 +141,7 @@ export class SpdyStatusGuard {
       this.log.warn('upstream ended mid-frame without a status; the client sees a closed connection');
       return;
     }
-    // kubeshim's own reason (--idle-timeout, shutdown) is told as it is, not as an upstream failure
-    const why =
-      error instanceof SessionAborted
-        ? error.message
-        : error
-          ? `the upstream connection failed: ${error.message}`
-          : 'the upstream ended the session without a status';
+    const why = noStatusReason(error);
     const c = this.client;
     c.cork();
     if (fill > 0) c.write(Buffer.alloc(fill)); // complete the DATA frame the upstream cut short
