@@ -20,7 +20,6 @@ export interface RelayEnds {
 export interface RelayHooks {
   /** Sees every chunk from the client before it is forwarded. */
   onClientData?(chunk: Buffer): void;
-  /** Sees every chunk from the upstream before it is forwarded. */
   /**
    * Sees every chunk from the upstream before it is forwarded, and may return what to forward in its
    * place (the chunk with a frame of the hook's own put in).
