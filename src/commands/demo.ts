@@ -206,6 +206,7 @@ async function demo(argv: string[]): Promise<number> {
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGHUP', () => resolve('SIGHUP')); // the terminal closed
   });
   logger.info({ signal }, 'stopping the demo');
   await demo.close();

@@ -1,5 +1,5 @@
 /**
- * `kubeshim serve`: flags of the contract (docs/design.md) → startServing; runs until SIGINT/SIGTERM,
+ * `kubeshim serve`: flags of the contract (docs/design.md) → startServing; runs until SIGINT, SIGTERM or SIGHUP,
  * then stops gracefully (a second signal cuts the grace period short).
  */
 import { createLogger, type Logger } from '../observe/logger.js';
@@ -326,7 +326,9 @@ async function serve(argv: string[]): Promise<number> {
       throw err;
     }
   }
-  const signals = ['SIGINT', 'SIGTERM'] as const;
+  // SIGHUP: the terminal closed or the ssh session dropped; its default action would cut every session
+  // without a status, which kubectl before 1.30 reads as exit 0
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   const nextSignal = () =>
     new Promise<NodeJS.Signals>((resolve) => {
       const on = (s: NodeJS.Signals) => {

@@ -1,7 +1,8 @@
 /**
  * Graceful shutdown of `kubeshim serve` (a real process) with real kubectl sessions in flight:
- * on SIGTERM it stops accepting at once, lets sessions finish within `--shutdown-grace`, then ends
- * the ones left with a Failure status that says the proxy is shutting down, and exits.
+ * on SIGTERM (or SIGINT, or SIGHUP) it stops accepting at once, lets sessions finish within
+ * `--shutdown-grace`, then ends the ones left with a Failure status that says the proxy is shutting
+ * down, and exits.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -64,6 +65,24 @@ test('sessions still open when the grace period ends get a Failure status saying
   const lines = shim.lines().filter((l) => l['msg'] === 'session');
   assert.equal(lines.length, 2);
   for (const l of lines) assert.match(String(l['closeReason']), /shutting down/);
+});
+
+test('SIGHUP (the terminal closed, the ssh session dropped) stops as SIGTERM does: a cut session is a Failure, never exit 0', async () => {
+  const shim = await serve('1s');
+  // kubectl 1.27 relayed over SPDY read the bare end of a killed shim as success
+  const sessions = [
+    await rig.exec(shim, '1.27', 'echo started; sleep 30'),
+    await rig.exec(shim, '1.33', 'echo started; sleep 30'),
+  ];
+  for (const s of sessions) await waitFor('sessions running', () => s.output().includes('started'), 15_000);
+  const shimExited = exitCode(shim.child);
+  shim.child.kill('SIGHUP');
+  for (const s of sessions) {
+    assert.notEqual(await withTimeout(s.exited, 5000, 'kubectl'), 0, s.output());
+    assert.match(s.output(), /kubeshim is shutting down/);
+  }
+  assert.equal(await withTimeout(shimExited, 4000, 'kubeshim to exit'), 0);
+  assert.equal(shim.lines().find((l) => l['msg'] === 'stopping')?.['signal'], 'SIGHUP');
 });
 
 test('a second signal ends the grace period at once', async () => {
