@@ -211,7 +211,11 @@ function parseServeArgs(argv: string[]): ServeArgs | 0 {
         recordDir,
         recordStdin: values['record-stdin'],
         recordRequired: values['record-required'],
-        recordMaxBytes: optional(values['record-max-bytes'], (v) => parseCount('--record-max-bytes', v)),
+        recordMaxBytes: optional(values['record-max-bytes'], (v) => {
+          const n = parseCount('--record-max-bytes', v);
+          if (n === 0) throw new Error('--record-max-bytes: 0 would record nothing; give at least 1');
+          return n;
+        }),
         auditLog: values['audit-log'],
         warmUpBytes: values['no-warm-up'] ? 0 : WARM_UP_RECORDING_BYTES,
       },

@@ -83,6 +83,8 @@ export class CastRecording {
     /** Written with the first line: until then it may still be replaced. */
     public header: CastHeader,
     private readonly maxBytes: number,
+    /** Told once the cap is reached: from then on the session is not recorded. */
+    private readonly onTruncated: (why: string) => void,
   ) {}
 
   /** Create the cast file `path` (0600, new), written through a FileSink with `opts`. */
@@ -99,7 +101,7 @@ export class CastRecording {
         releaseLines(lines);
       },
     });
-    return new CastRecording(sink, header, maxBytes);
+    return new CastRecording(sink, header, maxBytes, opts.onFailure);
   }
 
   get path(): string {
@@ -118,6 +120,10 @@ export class CastRecording {
       this.flush();
       this.writeHeader();
       this.sink.write(this.line('o', `\r\n[kubeshim: recording truncated at ${this.maxBytes} bytes]\r\n`));
+      // a recording stopped like any other: with --record-required the session ends, as when the disk fails
+      this.onTruncated(
+        `the session passed --record-max-bytes (${this.maxBytes} bytes); the rest is not recorded`,
+      );
       return;
     }
     this.payload += chunk.length + LINE_OVERHEAD;

@@ -67,7 +67,7 @@ export class Recorder {
     });
     this.failures = new Counter({
       name: 'kubeshim_recording_failures_total',
-      help: 'Times a session recording (what="recording") or the audit log (what="audit") stopped being written, by cause: open (the file could not be created), write (a write failed or the file was removed), queue (the disk could not keep up).',
+      help: 'Times a session recording (what="recording") or the audit log (what="audit") stopped being written, by cause: open (the file could not be created), write (a write failed or the file was removed), queue (the disk could not keep up), cap (the session passed --record-max-bytes).',
       labelNames: ['what', 'cause'],
       registers: opts.registry ? [opts.registry] : [],
     });
@@ -200,8 +200,13 @@ export class Recorder {
   }
 
   /** @internal */
-  failed(what: 'recording' | 'audit', why: string, cause?: 'open' | 'write' | 'queue'): void {
-    this.failures.inc({ what, cause: cause ?? (why.includes('cannot keep up') ? 'queue' : 'write') });
+  failed(what: 'recording' | 'audit', why: string, cause?: 'open'): void {
+    this.failures.inc({
+      what,
+      cause:
+        cause ??
+        (why.includes('cannot keep up') ? 'queue' : why.includes('--record-max-bytes') ? 'cap' : 'write'),
+    });
   }
 
   async close(): Promise<void> {

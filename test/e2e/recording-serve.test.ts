@@ -284,4 +284,53 @@ describe('serve --audit-log -', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^kubeshim serve: --record-stdin needs --record-dir/);
   });
+
+  test('--record-max-bytes 0 would record nothing: a usage error', async () => {
+    const r = await runCli(['serve', '--record-dir', join(work, 'zero'), '--record-max-bytes', '0'], env());
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^kubeshim serve: --record-max-bytes: 0 would record nothing; give at least 1/);
+  });
+});
+
+describe('serve --record-required --record-max-bytes', () => {
+  test('a session that passes the cap is ended as recording stopped: output past the cap never goes unrecorded', async () => {
+    const serve = await startServe(
+      [
+        '--upstream',
+        emulator.url,
+        '--record-dir',
+        join(work, 'capped'),
+        '--record-required',
+        '--record-max-bytes',
+        '8192',
+      ],
+      env(),
+    );
+    try {
+      const k = await makeKubeEnv(serve.url);
+      try {
+        const r = await runKubectl(
+          '1.36',
+          [
+            'exec',
+            'demo',
+            '--',
+            'sh',
+            '-c',
+            "head -c 100000 /dev/zero | tr '\\0' x; sleep 5; echo UNRECORDED",
+          ],
+          { env: k.env, timeoutMs: 30_000 },
+        );
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /recording stopped: the session passed --record-max-bytes \(8192 bytes\)/);
+        assert.doesNotMatch(r.stdout.toString(), /UNRECORDED/);
+      } finally {
+        await k.cleanup();
+      }
+      const line = await waitFor('the session line', () => serve.lines().find((l) => l['msg'] === 'session'));
+      assert.match(String(line['closeReason']), /recording stopped/);
+    } finally {
+      await serve.stop();
+    }
+  });
 });

@@ -208,11 +208,12 @@ test('a cast, written on the recording thread: size from the first resize, outpu
   const path = join(dir, 'one.cast');
   const budget = new QueueBudget(1 << 20);
   const writer = new CastWriter({ budget, maxQueued: 1 << 20, maxQueuedPerSession: 1 << 20 });
+  const stopped: string[] = [];
   const cast = await writer.open(
     path,
     { timestamp: 1, title: 't', kubeshim: { sessionId: 's' } },
     130,
-    assert.fail,
+    (why) => stopped.push(why),
   );
   cast.add('r', Buffer.from('{"Width":100,"Height":30}\n'));
   const euro = Buffer.from('€');
@@ -225,6 +226,8 @@ test('a cast, written on the recording thread: size from the first resize, outpu
   await cast.end('exit code 2');
   await writer.stop();
   assert.equal(budget.used, 0, 'every taken byte given back');
+  // the cap stops the recording as a failure does (with --record-required, the session ends)
+  assert.deepEqual(stopped, ['the session passed --record-max-bytes (130 bytes); the rest is not recorded']);
   const lines = (await readFile(path, 'utf8'))
     .trim()
     .split('\n')
