@@ -38,14 +38,19 @@ export interface LegacyPortForwardParams {
 /** Ports of a legacy request: `ports=8080&ports=9090` (apiserver) or `port=8080,9090` (kubelet). */
 export function legacyPorts(query: URLSearchParams): number[] {
   const raw = [...query.getAll('ports'), ...query.getAll('port')].flatMap((v) => v.split(','));
-  return raw
-    .map((p) => p.trim())
-    .filter((p) => p !== '')
-    .map(Number);
+  // decimal digits only, as the kubelet's ParseUint(s, 10, 16): `0x1f90`, `8.08e3`, ` 8080` are not ports
+  return raw.filter((p) => p !== '').map((p) => (/^\d{1,5}$/.test(p) ? Number(p) : Number.NaN));
 }
 
+/** Ports a channel byte can address: a pair of channels each (§4.2), numbered up to 255. */
+export const MAX_LEGACY_PORTS = 128;
+
 export function validPorts(ports: number[]): boolean {
-  return ports.length > 0 && ports.every((p) => Number.isInteger(p) && p > 0 && p < 65536);
+  return (
+    ports.length > 0 &&
+    ports.length <= MAX_LEGACY_PORTS &&
+    ports.every((p) => Number.isInteger(p) && p > 0 && p < 65536)
+  );
 }
 
 export function bridgeLegacyPortForward(p: LegacyPortForwardParams): Promise<void> {

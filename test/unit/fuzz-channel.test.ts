@@ -87,6 +87,18 @@ test('CLOSE payloads, port preambles and legacy port lists: a valid value or a r
   );
 });
 
+test('legacy port lists: decimal digits only, as the kubelet parses them; at most 128 ports, a channel pair each', () => {
+  const parse = (q: string) => legacyPorts(new URLSearchParams(q));
+  assert.deepEqual(parse('ports=8080&ports=9090'), [8080, 9090]);
+  assert.deepEqual(parse('port=8080,9090'), [8080, 9090]);
+  for (const bad of ['0x1f90', '8.08e3', '8080.0', ' 8080', '+8080', '-1', '65536', '0'])
+    assert.equal(validPorts(parse(`ports=${encodeURIComponent(bad)}`)), false, bad);
+  const many = (n: number) => `port=${Array.from({ length: n }, (_, i) => i + 1).join(',')}`;
+  assert.equal(validPorts(parse(many(128))), true);
+  // a 129th pair would be channels 256 and 257: bytes 0 and 1, the first pair's
+  assert.equal(validPorts(parse(many(129))), false);
+});
+
 test('mutated kubectl v5 messages decode like a server decodes them: value, null or ChannelProtocolError', () => {
   const messages = wsDataMessages(recordedSession('websocket-v5-exec'), 'client');
   assert.ok(messages.some((m) => m.data[0] === CH_CLOSE));

@@ -2,7 +2,12 @@
  * Legacy WebSocket port-forward client (`ports=`, docs/protocols.md §4.2) → a SPDY port-forward
  * session, over a raw SPDY upgrade or, where the path refuses SPDY, over the WebSocket tunnel.
  */
-import { bridgeLegacyPortForward, legacyPorts, validPorts } from '../../bridge/legacy-portforward.js';
+import {
+  bridgeLegacyPortForward,
+  legacyPorts,
+  MAX_LEGACY_PORTS,
+  validPorts,
+} from '../../bridge/legacy-portforward.js';
 import { TunnelStream } from '../../channel/tunnel.js';
 import {
   negotiate,
@@ -30,7 +35,14 @@ export const legacyPortForward: Attempt = {
     const protocol = offered.length === 0 ? '' : negotiate(offered, WS_LEGACY_PORTFORWARD);
     if (protocol === undefined) return refusalNoProtocol();
     const ports = legacyPorts(sr.query);
-    if (!validPorts(ports)) return syntheticRefusal(400, 'query parameter "port" is required', 'BadRequest');
+    if (!validPorts(ports))
+      return syntheticRefusal(
+        400,
+        ports.length > MAX_LEGACY_PORTS
+          ? `query parameter "port": at most ${MAX_LEGACY_PORTS} ports (a channel pair each), got ${ports.length}`
+          : 'query parameter "port" is required',
+        'BadRequest',
+      );
     const malformed = malformedWebSocketRequest(req);
     if (malformed) return malformed;
     let upstream: SpdySession;
