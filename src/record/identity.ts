@@ -41,6 +41,29 @@ export function identify(req: IncomingMessage, auth: ListenerAuth): Identity {
   return { via: 'address', address };
 }
 
+/** True when `v` (read back from a recording's header) has the shape of an Identity. */
+export function isIdentity(v: unknown): v is Identity {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  const str = (k: string) => typeof o[k] === 'string';
+  switch (o['via']) {
+    case 'client-certificate':
+      return str('subject');
+    case 'listener-token':
+      return str('name');
+    case 'bearer-claims':
+      return (
+        typeof o['claimed'] === 'object' &&
+        o['claimed'] !== null &&
+        Object.values(o['claimed']).every((c) => typeof c === 'string')
+      );
+    case 'address':
+      return str('address');
+    default:
+      return false;
+  }
+}
+
 /** One line for people: `cert:CN=alice`, `token:ops`, `claimed:system:serviceaccount:ns:sa`, `127.0.0.1`. */
 export function describeIdentity(id: Identity): string {
   switch (id.via) {
