@@ -1,6 +1,6 @@
 /**
- * `--audit-log FILE|-`: one JSON line per API request through the shim. To a file (created 0600,
- * appended to) through a bounded background queue; `-` puts the lines on the log's own stream, as
+ * `--audit-log FILE|-`: one JSON line per API request through the shim. To a file (created 0600, or
+ * made so, appended to) through a bounded background queue; `-` puts the lines on the log's own stream, as
  * lines whose `msg` is `audit`, whatever the log level (two writers on one stdout would mix lines).
  */
 import type { Logger } from '../observe/logger.js';
@@ -26,6 +26,10 @@ export async function openAuditLog(
     const out = log.child({}, { level: 'info' });
     return { write: (entry) => out.info(entry, 'audit'), close: async () => {} };
   }
-  const sink = await FileSink.open(target, false, { budget, maxQueued: MAX_QUEUED, onFailure });
+  const sink = await FileSink.open(target, false, { budget, maxQueued: MAX_QUEUED, onFailure }).catch(
+    (err: NodeJS.ErrnoException) => {
+      throw new Error(`--audit-log ${target}: cannot open it owner-only (${err.code ?? err.message})`);
+    },
+  );
   return { write: (entry) => sink.write(`${JSON.stringify(entry)}\n`), close: () => sink.close() };
 }

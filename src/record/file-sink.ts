@@ -86,9 +86,19 @@ export class FileSink {
     private readonly opts: FileSinkOptions,
   ) {}
 
-  /** Create `path` (mode 0600; `exclusive`: it must not exist yet) or open it to append. */
+  /**
+   * Create `path` (mode 0600; `exclusive`: it must not exist yet) or open it to append; a regular
+   * file that others could read is made owner-only (a pipe or a terminal is left as it is).
+   */
   static async open(path: string, exclusive: boolean, opts: FileSinkOptions): Promise<FileSink> {
     const fh = await open(path, exclusive ? 'wx' : 'a', 0o600);
+    try {
+      const st = await fh.stat();
+      if (st.isFile() && (st.mode & 0o077) !== 0) await fh.chmod(0o600);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
     return new FileSink(fh, path, opts);
   }
 

@@ -12,10 +12,11 @@
  * certificate that the kubeconfig would trust.
  */
 import { createPrivateKey, X509Certificate as NodeCertificate, randomBytes, webcrypto } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
+import { replacePrivately } from '../io/private-file.js';
 import { fileProblem } from './flag-file.js';
 import { buildShimKubeconfig, renderKubeconfig, writePrivate } from './shim-kubeconfig.js';
 
@@ -230,10 +231,8 @@ async function generate(files: SecureLocalFiles, now: Date): Promise<void> {
 
 /** Replace the file at once (a crash leaves the old one), readable by its owner only. */
 function writePrivateFile(file: string, text: string): void {
-  const temporary = `${file}.${process.pid}.tmp`;
   try {
-    writeFileSync(temporary, text, { mode: 0o600 });
-    renameSync(temporary, file);
+    replacePrivately(file, text);
   } catch (err) {
     throw new Error(`--secure-local: ${file}: ${fileProblem(err as NodeJS.ErrnoException)}`);
   }

@@ -11,9 +11,10 @@
  * credentials, the clients' own credentials pass through the shim, and the user entry is left for
  * the user to fill in.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname } from 'node:path';
+import { replacePrivately } from '../io/private-file.js';
 import { clientNode } from '../upstream/client-node.js';
 import { loadKubeconfig, userHasCredentials } from '../upstream/kubeconfig.js';
 import { fileProblem, readFlagFile } from './flag-file.js';
@@ -150,8 +151,7 @@ export function writePrivate(file: string, text: string, flag = '--output', crea
     throw new Error(`${file}: ${dir} is not a directory`);
   }
   try {
-    writeFileSync(file, text, { mode: 0o600 });
-    chmodSync(file, 0o600); // an existing file keeps its mode otherwise
+    replacePrivately(file, text);
   } catch (err) {
     throw new Error(`${file}: ${fileProblem(err as NodeJS.ErrnoException)}`);
   }

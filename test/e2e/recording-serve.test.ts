@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -283,6 +283,18 @@ describe('serve --audit-log -', () => {
     const r = await runCli(['serve', '--record-stdin'], env());
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^kubeshim serve: --record-stdin needs --record-dir/);
+  });
+
+  test('an existing audit log that others could read is made owner-only', async () => {
+    const file = join(work, 'shared-audit.log');
+    await writeFile(file, '', { mode: 0o644 });
+    await chmod(file, 0o644);
+    const serve = await startServe(['--upstream', emulator.url, '--audit-log', file], env());
+    try {
+      assert.equal((await stat(file)).mode & 0o777, 0o600);
+    } finally {
+      await serve.stop();
+    }
   });
 
   test('--record-max-bytes 0 would record nothing: a usage error', async () => {
