@@ -1,20 +1,22 @@
 /**
  * `serve --workers N`: N worker processes (node:cluster) share one listener, so that sessions spread
  * over the cores. The primary serves nothing itself: it starts the workers, writes the `listening`
- * line once every worker listens, restarts a worker that dies unexpectedly, answers the workers'
- * /metrics requests with the sum over all workers (prom-client's AggregatorRegistry), and turns
- * SIGINT/SIGTERM into a graceful stop of every worker (a second signal hurries them).
+ * line once every worker listens, restarts a worker that dies unexpectedly (or whose replacement
+ * cannot start) with a backoff, answers the workers' /metrics requests with the sum over all
+ * workers (prom-client's AggregatorRegistry), and turns
+ * SIGINT/SIGTERM/SIGHUP into a graceful stop of every worker (a second signal hurries them).
  *
  * Each worker is a whole shim with state of its own: its /readyz cache, its `--upstream-protocol
  * auto` choices (each worker learns a fallback on its own first refused try), its `--max-sessions`
- * count. Workers ignore SIGINT/SIGTERM themselves (a terminal's Ctrl-C reaches the whole process
- * group): the primary relays the stop, so that one signal never counts twice.
+ * count. Workers ignore SIGINT/SIGTERM/SIGHUP themselves (a terminal's Ctrl-C or hangup reaches
+ * the whole process group): the primary relays the stop, so that one signal never counts twice.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
+import { formatDuration } from './limits.js';
 
 /** `--workers N|auto`: a whole number from 1, or the number of CPUs. */
 export function parseWorkers(value: string): number {
@@ -42,6 +44,7 @@ export function tagWorker(log: Logger): Logger {
 /** Messages between the primary and its workers (besides prom-client's own). */
 type ToPrimary =
   | { kubeshim: 'listening'; url: string; upstream: string; credentials: string }
+  | { kubeshim: 'cannot-start'; reason: string }
   | { kubeshim: 'metrics'; id: number };
 type ToWorker =
   | { kubeshim: 'stop' }
@@ -64,7 +67,7 @@ export interface WorkerServing {
 /**
  * In a worker: start serving, tell the primary where it listens, answer /metrics with the primary's
  * sum, and stop gracefully when the primary says so. Resolves with the exit code once drained (or
- * 1 when it could not start: it says why, and the primary gives up).
+ * 1 when it could not start: it says why, and tells the primary, which fails the start or retries).
  */
 export async function serveAsWorker(
   start: () => Promise<WorkerServing>,
@@ -75,7 +78,17 @@ export async function serveAsWorker(
   try {
     serving = await start();
   } catch (err) {
-    log.fatal({ err: (err as Error).message }, 'cannot start');
+    const reason = (err as Error).message;
+    log.fatal({ err: reason }, 'cannot start');
+    // the reason goes to the primary first (its retry line says why); a disconnect could drop it
+    await new Promise<void>((resolve) => {
+      if (!process.connected || process.send === undefined) return resolve();
+      const late = setTimeout(resolve, 1000);
+      process.send({ kubeshim: 'cannot-start', reason } satisfies ToPrimary, undefined, {}, () => {
+        clearTimeout(late);
+        resolve();
+      });
+    });
     cluster.worker?.disconnect();
     return 1;
   }
@@ -100,7 +113,7 @@ export async function serveAsWorker(
       }),
   );
   const ignore = () => {};
-  process.on('SIGINT', ignore).on('SIGTERM', ignore);
+  process.on('SIGINT', ignore).on('SIGTERM', ignore).on('SIGHUP', ignore);
   let hurry: () => void = ignore;
   const hurried = new Promise<void>((resolve) => (hurry = resolve));
   const stop = new Promise<void>((resolve) => {
@@ -138,20 +151,47 @@ export interface Supervised {
   shutdown(graceMs: number, hurry?: Promise<unknown>): Promise<void>;
 }
 
-/** A worker that keeps dying is restarted no sooner than this after its last start. */
-const RESTART_DELAY_MS = 1000;
+/** A worker that died or could not start is retried after this, doubled at each failure in a row… */
+const RETRY_FIRST_MS = 1000;
+/** …up to this. */
+const RETRY_MAX_MS = 30_000;
+/** A worker that listened this long ran well: a failure after it starts the backoff over. */
+const HEALTHY_AFTER_MS = 60_000;
+/**
+ * With no worker alive, a slot whose worker failed to start this many times in a row (about 2.5 min
+ * of retries) gives up: the primary exits 1, for a supervisor to see (a crash loop of workers that
+ * do listen goes on retrying: they serve in between).
+ */
+const GIVE_UP_AFTER = 10;
 /** After the grace period and the workers' own flush time, a worker still running is killed. */
 const EXIT_MARGIN_MS = 5000;
+
+/** One of the `count` places for a worker: its failures in a row and its pending retry. */
+interface Slot {
+  /** Failures in a row (deaths or failed starts), for the backoff; reset after a healthy run. */
+  failures: number;
+  /** Failed starts in a row (exits before listening), for giving up; reset when one listens. */
+  failedStarts: number;
+  retry?: NodeJS.Timeout;
+}
 
 /**
  * In the primary: start `count` workers (this same command line), resolve once all listen. A
  * worker that exits before it listens (bad flags, an unreadable kubeconfig: it logged why) fails
- * the start; one that dies later is restarted.
+ * the start. Once serving, a worker that dies, or a replacement that cannot start, is retried with
+ * a backoff, one log line per failure; the retry timers keep the primary alive while no worker is.
+ * If starts keep failing with no worker alive (GIVE_UP_AFTER), the primary exits 1 with a fatal line.
  */
 export async function superviseWorkers(count: number, log: Logger): Promise<Supervised> {
   const aggregator = new AggregatorRegistry();
-  const listening = new Map<number, { url: string; upstream: string; credentials: string }>();
+  const listening = new Map<number, { url: string; upstream: string; credentials: string; since: number }>();
+  /** Workers forked and not exited yet (listening or starting). */
+  const alive = new Set<Worker>();
+  /** Why a worker could not start, as it told before exiting. */
+  const reasons = new Map<number, string>();
+  const slots: Slot[] = Array.from({ length: count }, () => ({ failures: 0, failedStarts: 0 }));
   let stopping = false;
+  let serving = false;
   let startFailed: (err: Error) => void = () => {};
   let allListening: () => void = () => {};
   const started = new Promise<void>((resolve, reject) => {
@@ -160,15 +200,23 @@ export async function superviseWorkers(count: number, log: Logger): Promise<Supe
   });
   let url: string | undefined;
 
-  const onMessage = (worker: Worker, raw: unknown) => {
+  const onMessage = (worker: Worker, slot: Slot, raw: unknown) => {
     const m = kubeshimMessage<ToPrimary>(raw);
     if (m?.kubeshim === 'listening') {
       if (url !== undefined && m.url !== url)
         log.error({ worker: worker.id, url: m.url, expected: url }, 'worker listens elsewhere');
       url ??= m.url;
-      listening.set(worker.id, m);
-      log.info({ worker: worker.id, pid: worker.process.pid }, 'worker listening');
+      listening.set(worker.id, {
+        url: m.url,
+        upstream: m.upstream,
+        credentials: m.credentials,
+        since: Date.now(),
+      });
+      slot.failedStarts = 0;
+      log.info({ worker: worker.id, workerPid: worker.process.pid }, 'worker listening');
       if (listening.size === count) allListening();
+    } else if (m?.kubeshim === 'cannot-start') {
+      reasons.set(worker.id, m.reason);
     } else if (m?.kubeshim === 'metrics') {
       const reply = (r: Omit<Extract<ToWorker, { kubeshim: 'metrics' }>, 'kubeshim' | 'id'>) => {
         if (worker.isConnected()) worker.send({ kubeshim: 'metrics', id: m.id, ...r } satisfies ToWorker);
@@ -180,28 +228,59 @@ export async function superviseWorkers(count: number, log: Logger): Promise<Supe
     }
   };
 
-  const fork = (): Worker => {
+  const fork = (slot: Slot): Worker => {
+    slot.retry = undefined;
     const worker = cluster.fork();
-    const startedAt = Date.now();
-    worker.on('message', (m) => onMessage(worker, m));
+    alive.add(worker);
+    worker.on('message', (m) => onMessage(worker, slot, m));
     worker.on('exit', (code, signal) => {
-      const wasListening = listening.delete(worker.id);
+      alive.delete(worker);
+      const was = listening.get(worker.id);
+      listening.delete(worker.id);
+      const reason = reasons.get(worker.id);
+      reasons.delete(worker.id);
       if (stopping) return;
-      if (!wasListening) {
+      if (!serving && was === undefined) {
         startFailed(new Error(`worker ${worker.id} exited (${code ?? signal}) before it listened`));
         return;
       }
-      log.error({ worker: worker.id, pid: worker.process.pid, code, signal }, 'worker died; restarting it');
-      const wait = Math.max(0, startedAt + RESTART_DELAY_MS - Date.now());
-      setTimeout(() => {
-        if (!stopping) fork();
-      }, wait).unref();
+      if (was !== undefined && Date.now() - was.since >= HEALTHY_AFTER_MS) slot.failures = 0;
+      if (was === undefined) slot.failedStarts++;
+      const fields = {
+        worker: worker.id,
+        workerPid: worker.process.pid,
+        code,
+        signal,
+        ...(reason === undefined ? {} : { reason }),
+        failures: slot.failures + 1,
+      };
+      if (alive.size === 0 && slot.failedStarts >= GIVE_UP_AFTER) {
+        // nothing serves and nothing is about to: a supervisor may do better (exit 0 would say all is well)
+        stopping = true;
+        for (const s of slots) clearTimeout(s.retry);
+        log.fatal(
+          fields,
+          `no worker could start, ${slot.failedStarts} tries in a row with none running: giving up`,
+        );
+        process.exit(1);
+      }
+      const delay = Math.min(RETRY_FIRST_MS * 2 ** slot.failures, RETRY_MAX_MS);
+      slot.failures++;
+      log.error(
+        { ...fields, retryIn: formatDuration(delay) },
+        was === undefined ? 'worker could not start; retrying it' : 'worker died; restarting it',
+      );
+      // not unref'd: with every worker gone, this timer is what keeps the primary (and its promise) alive
+      slot.retry = setTimeout(() => {
+        if (!stopping) fork(slot);
+      }, delay);
     });
     return worker;
   };
 
   const stopAll = (graceMs: number, hurry?: Promise<unknown>): Promise<void> => {
     stopping = true;
+    for (const s of slots) clearTimeout(s.retry);
     const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
     const exited = workers.map((w) =>
       w.isDead() ? Promise.resolve() : new Promise<void>((resolve) => w.once('exit', () => resolve())),
@@ -219,9 +298,10 @@ export async function superviseWorkers(count: number, log: Logger): Promise<Supe
     return Promise.all(exited).then(() => clearTimeout(kill));
   };
 
-  for (let i = 0; i < count; i++) fork();
+  for (const slot of slots) fork(slot);
   try {
     await started;
+    serving = true;
   } catch (err) {
     await stopAll(0);
     throw err;
