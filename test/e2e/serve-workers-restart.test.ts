@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { httpGet } from '../support/http-get.js';
 import { REPO, startServe } from '../support/processes.js';
 import { exitCode, serveRig } from '../support/serve-rig.js';
 import { freePort, waitFor, withTimeout } from '../support/wait.js';
@@ -31,21 +31,8 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-/** GET with the listener's token, on a connection of its own; rejects on any network error. */
-function get(url: string, token: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, headers: { authorization: `Bearer ${token}` } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        body += d;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.setTimeout(5000, () => req.destroy(new Error(`no answer from ${url}`)));
-    req.on('error', reject);
-  });
-}
+const get = (url: string, token: string) =>
+  httpGet(url, { headers: { authorization: `Bearer ${token}` }, timeoutMs: 5000 });
 
 test('every worker dead and no replacement can start: the primary stays, retries, and serves again', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kubeshim-workers-restart-'));

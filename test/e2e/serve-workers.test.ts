@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import http from 'node:http';
 import { test } from 'node:test';
+import { httpGet } from '../support/http-get.js';
 import { runKubectl } from '../support/kubectl.js';
 import { runCli, type ServeProcess } from '../support/processes.js';
 import { exitCode, serveRig } from '../support/serve-rig.js';
@@ -42,21 +42,7 @@ function alive(pid: number): boolean {
   }
 }
 
-/** GET on a connection of its own: the cluster hands each new connection to the next worker. */
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        body += d;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error(`no answer from ${url}`)));
-    req.on('error', reject);
-  });
-}
+const get = (url: string) => httpGet(url);
 
 /** The sum of a metric's samples in a Prometheus text answer. */
 function total(body: string, name: string): number {
