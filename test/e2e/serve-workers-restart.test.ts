@@ -4,32 +4,17 @@
  * line per failure why and when it tries again, and once the file is back a worker starts and serves.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { childrenOf } from '../support/children.js';
 import { httpGet } from '../support/http-get.js';
 import { REPO, startServe } from '../support/processes.js';
 import { exitCode, serveRig } from '../support/serve-rig.js';
 import { freePort, waitFor, withTimeout } from '../support/wait.js';
 
 const rig = serveRig();
-
-/** Processes whose parent is `pid` (from /proc), not zombies. */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(ppid) === pid && state !== 'Z') out.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 const get = (url: string, token: string) =>
   httpGet(url, { headers: { authorization: `Bearer ${token}` }, timeoutMs: 5000 });

@@ -5,8 +5,9 @@
  * draining an open session in every worker and leaving no process behind.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { childrenOf } from '../support/children.js';
 import { httpGet } from '../support/http-get.js';
 import { runKubectl } from '../support/kubectl.js';
 import { runCli, type ServeProcess } from '../support/processes.js';
@@ -16,22 +17,6 @@ import { waitFor, withTimeout } from '../support/wait.js';
 // a primary and its workers each load the TypeScript sources: more time on a busy machine
 const rig = serveRig();
 const serve = (args: string[]) => rig.serve(args, { readyTimeoutMs: 60_000 });
-
-/** Processes whose parent is `pid` (from /proc). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 function alive(pid: number): boolean {
   try {
