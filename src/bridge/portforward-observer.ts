@@ -58,6 +58,16 @@ interface Connection {
 const MAX_TRACKED = 4096;
 /** Error text kept per connection for its line. */
 const MAX_ERROR_TEXT = 1024;
+/**
+ * Ports given figures of their own in the session line; a client naming more (one connection can
+ * open thousands of streams, each with any port) has the rest summed under `otherPorts`.
+ */
+const MAX_PORTS = 64;
+/**
+ * `port-forward connection` lines per session; past it one line says the rest go unlogged (their
+ * figures still count), so that one client cannot flood the log.
+ */
+const MAX_CONNECTION_LINES = 1000;
 /** Largest tunnel message read (x/net's frame limit, §5.2). */
 const MAX_TUNNEL_MESSAGE = 32 * 1024 * 1024;
 
@@ -75,6 +85,8 @@ export class PortForwardObserver {
   private readonly fromUpstream: (chunk: Buffer) => void;
   private opened = 0;
   private stopped = false;
+  private otherPorts: PortFigures | undefined;
+  private connectionLines = 0;
 
   constructor(
     private readonly record: SessionRecord,
@@ -211,6 +223,13 @@ export class PortForwardObserver {
     let figures = this.perPort[port];
     if (figures === undefined) {
       figures = { connections: 0, bytesIn: 0, bytesOut: 0, errors: 0 };
+      if (Object.keys(this.perPort).length >= MAX_PORTS) {
+        if (this.otherPorts === undefined) {
+          this.otherPorts = figures;
+          this.record.note('otherPorts', figures);
+        }
+        return this.otherPorts;
+      }
       this.perPort[port] = figures;
       this.record.note('ports', Object.keys(this.perPort).map(Number));
     }
@@ -241,6 +260,14 @@ export class PortForwardObserver {
 
   private finish(id: number, c: Connection, how: string): void {
     this.connections.delete(id);
+    if (++this.connectionLines > MAX_CONNECTION_LINES) {
+      if (this.connectionLines === MAX_CONNECTION_LINES + 1)
+        this.log.warn(
+          { lines: MAX_CONNECTION_LINES },
+          'port-forward connections: no more lines for this session (the session line still counts them)',
+        );
+      return;
+    }
     const error = c.error?.text;
     this.log.info(
       {

@@ -171,6 +171,30 @@ test('port-forward observer: a bug while counting ends the session as an interna
   assert.doesNotThrow(() => hooks.onUpstreamData?.(data(1, 'x')));
 });
 
+test('port-forward observer: a client naming thousands of ports cannot flood the log or the session line', () => {
+  const { log, lines } = capturingLogger();
+  const { record } = sessionRecord(log);
+  const { hooks } = new PortForwardObserver(record, log, 'spdy');
+  const compressor = new HeaderCompressor();
+  const n = 2000;
+  for (let i = 0; i < n; i++) {
+    const id = 2 * i + 1;
+    const headers = { streamtype: 'data', port: String(1000 + i), requestid: String(i) };
+    hooks.onClientData?.(synStreamFrame(id, 0, FLAG_FIN, compressor.compress(headers)));
+    hooks.onUpstreamData?.(rstStreamFrame(id, RstStatus.CANCEL));
+  }
+  const extra = (record as unknown as { extra: Record<string, unknown> }).extra;
+  assert.equal((extra['ports'] as number[]).length, 64, 'ports with figures of their own');
+  assert.equal((extra['otherPorts'] as { connections: number }).connections, n - 64);
+  assert.equal(extra['connections'], n, 'every connection still counted');
+  const connectionLines = lines['info']!.filter((l) => l[1] === 'port-forward connection');
+  assert.equal(connectionLines.length, 1000);
+  assert.equal(
+    lines['warn']!.filter((l) => String(l[1]).startsWith('port-forward connections: no more')).length,
+    1,
+  );
+});
+
 test('status guard: an upstream that ends without a status gets one put in, unless the client left first', async () => {
   const v4 = remoteCommandVersion('v4.channel.k8s.io')!;
   const errorSyn = () => synStreamFrame(1, 0, 0, new HeaderCompressor().compress({ streamtype: 'error' }));
