@@ -62,6 +62,15 @@ describe('serve', () => {
     );
   });
 
+  test('a flag file that never ends (/dev/zero) is refused past 16 MiB, not read into memory', async () => {
+    says(
+      await serve([...UP, '--token-file', '/dev/zero']),
+      'serve',
+      1,
+      /--token-file \/dev\/zero: larger than 16 MiB, which no certificate, key or token is: is it the right file\?$/m,
+    );
+  });
+
   test("a key that is not the certificate's: said so, not OpenSSL's text", async () => {
     const r = await serve([...UP, '--tls-cert', join(pki, 'server.crt'), '--tls-key', join(pki, 'ca.key')]);
     says(
