@@ -26,7 +26,14 @@ export class RelayedExec {
   constructor(
     private readonly version: RemoteCommandVersion,
     private readonly record: SessionRecord,
-  ) {}
+  ) {
+    record.payloadBytes = 0;
+  }
+
+  /** The relay stopped reading the frames: from now on only its raw byte counts say it is busy. */
+  unwatched(): void {
+    this.record.payloadBytes = undefined;
+  }
 
   get hasStatus(): boolean {
     return this.statusSeen;
@@ -34,6 +41,7 @@ export class RelayedExec {
 
   /** A channel's bytes from the upstream. */
   fromUpstream(channel: number, data: Buffer): void {
+    if (this.record.payloadBytes !== undefined) this.record.payloadBytes += data.length;
     if (channel === CH_ERROR) {
       if (data.length > 0) this.statusSeen = true;
       this.status.add(data);
@@ -44,6 +52,7 @@ export class RelayedExec {
 
   /** A channel's bytes from the client: a masked piece (WebSocket) is unmasked only when recorded. */
   fromClient(channel: number, data: Buffer, mask?: Buffer, maskOffset = 0): void {
+    if (this.record.payloadBytes !== undefined) this.record.payloadBytes += data.length;
     const tap = this.record.tap;
     if (tap === undefined) return;
     if (channel === CH_RESIZE) tap.resize(unmasked(data, mask, maskOffset));
@@ -99,6 +108,7 @@ export function wsExecRelayHooks(
   let blind = false;
   const stop = (why: string) => {
     blind = true;
+    exec.unwatched();
     log.debug({ why }, 'stopped reading a relayed WebSocket session');
   };
   /** Where the upstream's Close begins in the chunk being read; whether it has come at all. */

@@ -102,6 +102,12 @@ export class SessionRecord {
   bytesIn = 0;
   /** Payload bytes from the upstream toward the client. */
   bytesOut = 0;
+  /**
+   * For a relay that reads its session's frames: the channels' payload bytes both ways, which its
+   * bytesIn/bytesOut (every byte relayed) are not — keepalive pings are frames too. Undefined when
+   * the relay does not read them (any more). What --idle-timeout watches when it is there.
+   */
+  payloadBytes: number | undefined;
   exitCode: number | undefined;
   outcome: SessionOutcome = 'success';
   private finished = false;

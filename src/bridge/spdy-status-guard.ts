@@ -75,11 +75,13 @@ export class SpdyStatusGuard {
         },
         onGoAway: (_lastGood, _status, offset) => this.closedWithoutStatus(offset),
       },
-      onUnreadable: (direction, err) =>
+      onUnreadable: (direction, err) => {
+        this.exec.unwatched();
         this.log.debug(
           { why: `${direction} stream: ${err.message}` },
           'status guard stopped watching a relayed session',
-        ),
+        );
+      },
       onInternalError: (direction, err) => this.internalError(direction, err),
     });
   }
@@ -157,6 +159,7 @@ export class SpdyStatusGuard {
    */
   private internalError(direction: TapDirectionName, err: unknown): void {
     const message = err instanceof Error ? err.message : String(err);
+    this.exec.unwatched();
     this.log.error({ err, direction }, 'bug: the status guard failed reading a relayed session; ending it');
     this.record.outcome = 'error';
     this.record.abort(`internal error in the status guard: ${message}`);

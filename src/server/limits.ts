@@ -89,8 +89,9 @@ export class SessionGate {
 
 /**
  * End sessions that carried no data either way for `idleMs`, with a reason the client is told.
- * Data is what each session counts as payload (bytesIn/bytesOut); a relayed session counts every
- * byte it relays, so keepalives the client sends through it count there. Returns a stop function.
+ * Data is what each session counts as payload: the channels' bytes of a relay that reads its
+ * session's frames (payloadBytes: exec and attach, relayed), else bytesIn/bytesOut — for other
+ * relays every byte, so keepalives sent through them count there. Returns a stop function.
  */
 export function watchIdleSessions(active: ActiveSessions, idleMs: number, log: Logger): () => void {
   if (idleMs <= 0) return () => {};
@@ -98,7 +99,7 @@ export function watchIdleSessions(active: ActiveSessions, idleMs: number, log: L
   const sweep = () => {
     const now = performance.now();
     for (const record of [...active]) {
-      const bytes = record.bytesIn + record.bytesOut;
+      const bytes = record.payloadBytes ?? record.bytesIn + record.bytesOut;
       const last = seen.get(record);
       if (last === undefined || last.bytes !== bytes) {
         seen.set(record, { bytes, since: now });

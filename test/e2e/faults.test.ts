@@ -425,6 +425,27 @@ describe('the idle timeout (--idle-timeout)', () => {
     const line = await waitFor('the session line', () => s.sessionLines()[0]);
     assert.equal(line['mode'], 'relay');
   });
+
+  test('a relayed WebSocket session: pings and empty messages are not data, stdin is', async () => {
+    const upstream = await wsUpstream(() => {});
+    const s = await shim(upstream.url, 'websocket', { idleTimeoutMs: 400 });
+    const idle = await connectWsExec(wsUrl(s, '&command=x'), [V5]);
+    const busy = await connectWsExec(wsUrl(s, '&command=x'), [V5]);
+    // what kubectl 1.30+ sends every 5 s, and what a client might send to look busy
+    const timer = setInterval(() => {
+      idle.ws.ping();
+      idle.send(CH_STDIN, '');
+      busy.send(CH_STDIN, '.');
+    }, 100);
+    cleanups.push(() => clearInterval(timer));
+    await withTimeout(idle.done, 3000, 'the pinging session to end');
+    const status = decodeStatus(idle.text(CH_ERROR));
+    assert.match(status.kind === 'failure' ? status.message : '', /no data in either direction for 400 ms/);
+    await sleep(600);
+    assert.equal(busy.ws.readyState, WebSocket.OPEN, 'the session with stdin is still open');
+    clearInterval(timer);
+    busy.ws.close();
+  });
 });
 
 describe('the session limit (--max-sessions)', () => {
