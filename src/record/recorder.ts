@@ -151,11 +151,13 @@ export class Recorder {
         (why) => trail.recordingFailed(why),
       );
     } catch (err) {
-      const why = `cannot create ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      const why = `cannot create ${path}: ${code}`;
       this.failed('recording', why, 'open');
       this.opts.log.warn({ sessionId: trail.id, reason: why }, 'recording stopped');
+      // the client is told why, not where the recordings are kept
       if (this.opts.recordRequired)
-        trail.refusal = `kubeshim cannot record this session and recording is required: ${why}`;
+        trail.refusal = `kubeshim cannot record this session and recording is required: cannot create its recording (${code})`;
     }
     return trail;
   }

@@ -98,8 +98,9 @@ for (const required of [true, false]) {
           assert.notEqual(r.code, 0);
           assert.match(
             r.stderr,
-            /cannot record this session and recording is required: cannot create .*ENOTDIR/,
+            /cannot record this session and recording is required: cannot create its recording \(ENOTDIR\)/,
           );
+          assert.doesNotMatch(r.stderr, /\.cast/, 'where recordings are kept is not told');
         } else {
           assert.equal(r.code, 0, r.stderr);
           assert.equal(r.stdout.toString(), 'new\n');
