@@ -28,7 +28,7 @@ export async function openAuditLog(
   }
   const sink = await FileSink.open(target, false, { budget, maxQueued: MAX_QUEUED, onFailure }).catch(
     (err: NodeJS.ErrnoException) => {
-      throw new Error(`--audit-log ${target}: cannot open it owner-only (${err.code ?? err.message})`);
+      throw new Error(`--audit-log ${target}: cannot open it (${err.code ?? err.message})`);
     },
   );
   return { write: (entry) => sink.write(`${JSON.stringify(entry)}\n`), close: () => sink.close() };
